@@ -1,0 +1,53 @@
+// Shared plumbing of the attnscope subcommands: argv -> options via Boost.Program_options, the
+// default model folder, and error -> exit-code mapping. No algorithms live in cli/.
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+namespace attnscope::cli {
+
+namespace po = boost::program_options;
+
+/// Exit codes: 0 success, 1 runtime failure (bad file, bad input), 2 usage error.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;
+inline constexpr int kExitUsage = 2;
+
+/// Thrown for command-line mistakes; main prints the message and the subcommand's usage.
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+/// The model used when --model is absent: $ATTNSCOPE_MODEL, else the bundled default model of
+/// the source tree this binary was built from. Throws UsageError when none exists.
+std::filesystem::path default_model_dir();
+
+/// Parses `args` (without the subcommand name) against `desc`; --help prints usage and returns
+/// false. Unknown options and missing values become UsageError.
+bool parse(const std::vector<std::string>& args, const po::options_description& desc,
+           po::variables_map& vm, const std::string& usage_line, std::ostream& out);
+
+/// Adds --model, --device, --dtype.
+void add_model_options(po::options_description& desc);
+
+struct ModelArgs {
+    std::filesystem::path dir;
+    std::string device;
+    std::string dtype;
+};
+ModelArgs model_args(const po::variables_map& vm);
+
+/// Reads a whole file as bytes. Throws IoError naming it.
+std::string read_file(const std::filesystem::path& path);
+
+/// Subcommands. Each returns an exit code; errors propagate as exceptions to main.
+int cmd_info(const std::vector<std::string>& args, std::ostream& out);
+int cmd_tokenize(const std::vector<std::string>& args, std::ostream& out);
+int cmd_generate(const std::vector<std::string>& args, std::ostream& out);
+
+}  // namespace attnscope::cli

@@ -1,0 +1,53 @@
+// attnscope: command-line front end. argv -> subcommand -> library call; errors -> exit codes.
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cli/common.h"
+#include "core/base/error.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: attnscope <command> [options]\n"
+    "\n"
+    "commands:\n"
+    "  info       architecture, parameters, dtype and hook points of a model\n"
+    "  tokenize   token ids and strings of a text or of each line of a file\n"
+    "  generate   continue a prompt (greedy or sampled)\n"
+    "\n"
+    "Run `attnscope <command> --help` for a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    using namespace attnscope::cli;
+    if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
+        (argc < 2 ? std::cerr : std::cout) << kUsage;
+        return argc < 2 ? kExitUsage : kExitOk;
+    }
+    if (std::string(argv[1]) == "--version") {
+        std::cout << "attnscope " << ATTNSCOPE_VERSION << "\n";
+        return kExitOk;
+    }
+    const std::string cmd = argv[1];
+    const std::vector<std::string> args(argv + 2, argv + argc);
+    try {
+        if (cmd == "info") return cmd_info(args, std::cout);
+        if (cmd == "tokenize") return cmd_tokenize(args, std::cout);
+        if (cmd == "generate") return cmd_generate(args, std::cout);
+        std::cerr << "attnscope: unknown command '" << cmd << "'\n\n" << kUsage;
+        return kExitUsage;
+    } catch (const UsageError& e) {
+        std::cerr << "attnscope " << cmd << ": " << e.what() << "\n";
+        return kExitUsage;
+    } catch (const attnscope::Error& e) {
+        std::cerr << "attnscope " << cmd << ": error: " << e.what() << "\n";
+        return kExitFailure;
+    } catch (const std::exception& e) {
+        // Anything else is a bug in attnscope or a library it uses; still no crash.
+        std::cerr << "attnscope " << cmd << ": internal error: " << e.what()
+                  << "\n(please report this with the command line that caused it)\n";
+        return kExitFailure;
+    }
+}

@@ -1,0 +1,59 @@
+// The one place that knows which LibTorch version we build against. Debian 12 ships LibTorch
+// 1.13 (CPU, CI); the GPU machine uses the pip wheel's LibTorch 2.x. Everything version-specific
+// goes through the functions here; nothing else in the tree tests TORCH_VERSION_*.
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/csrc/api/include/torch/version.h>
+
+#include <cmath>
+
+#if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5)
+#define ATTNSCOPE_HAS_SDPA_GQA 1
+#else
+#define ATTNSCOPE_HAS_SDPA_GQA 0
+#endif
+
+namespace attnscope::model::detail {
+
+/// Repeats each KV head n_rep times along dim 1: [b, kv, s, d] -> [b, kv*n_rep, s, d]
+/// (transformers' repeat_kv: query head h uses KV head h / n_rep).
+inline at::Tensor repeat_kv(const at::Tensor& x, std::int64_t n_rep) {
+    if (n_rep == 1) return x;
+    const auto b = x.size(0), kv = x.size(1), s = x.size(2), d = x.size(3);
+    return x.unsqueeze(2).expand({b, kv, n_rep, s, d}).reshape({b, kv * n_rep, s, d});
+}
+
+/// Fused attention output [b, H, q, d] for q [b, H, q, d], k/v [b, KV, k, d].
+/// `allowed` is a bool mask broadcastable to [b, H, q, k] (true = may attend) or undefined;
+/// `is_causal` (only with allowed undefined and q == k) applies the causal mask.
+/// LibTorch >= 2.0 uses at::scaled_dot_product_attention (flash / memory-efficient / cuDNN
+/// kernels on CUDA); 1.13 has no public SDPA, so it falls back to the math path.
+inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       const at::Tensor& allowed, bool is_causal, double scale) {
+    const std::int64_t n_rep = q.size(1) / k.size(1);
+#if TORCH_VERSION_MAJOR >= 2
+    c10::optional<at::Tensor> mask;
+    if (allowed.defined()) mask = allowed;
+#if ATTNSCOPE_HAS_SDPA_GQA
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale,
+                                            /*enable_gqa=*/n_rep > 1);
+#else
+    return at::scaled_dot_product_attention(q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), mask,
+                                            0.0, is_causal, scale);
+#endif
+#else
+    at::Tensor scores = at::matmul(q, repeat_kv(k, n_rep).transpose(-1, -2)) * scale;
+    if (allowed.defined()) {
+        scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
+    } else if (is_causal) {
+        const auto n = q.size(2);
+        auto causal = at::ones({n, n}, q.options().dtype(at::kBool)).tril();
+        scores = scores.masked_fill(causal.logical_not(), -std::numeric_limits<float>::infinity());
+    }
+    at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+    return at::matmul(p, repeat_kv(v, n_rep));
+#endif
+}
+
+}  // namespace attnscope::model::detail
