@@ -78,7 +78,7 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out) {
     } else {
         if (completion.size() > printed.size() && completion.compare(0, printed.size(), printed) == 0)
             out << completion.substr(printed.size());
-        out << "\n";
+        out << std::endl;
         std::cerr << "[" << r.new_ids.size() << " tokens in " << secs << " s, stop: "
                   << r.stop_reason << "]\n";
     }

@@ -13,7 +13,7 @@ std::filesystem::path default_model_dir() {
     if (const char* env = std::getenv("ATTNSCOPE_MODEL"); env && *env) return env;
     const std::filesystem::path src = ATTNSCOPE_SOURCE_DIR;
     // The bundled sample model once it exists (issue #3), else the golden-test fixture.
-    for (const char* rel : {"samples/models/default", "tests/fixtures/hf/tiny-llama"}) {
+    for (const char* rel : {"samples/models/tinydeb-llama", "tests/fixtures/hf/tiny-llama"}) {
         const auto p = src / rel;
         if (std::filesystem::exists(p / "config.json")) return p;
     }

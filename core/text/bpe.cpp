@@ -67,7 +67,9 @@ BpeModel::BpeModel(const nlohmann::json& model, const std::string& source) : sou
     // --- options that change the algorithm: refuse what we do not implement ---
     auto null_or_absent = [&](const char* key) {
         auto it = model.find(key);
-        return it == model.end() || it->is_null() || (it->is_string() && it->get_ref<const std::string&>().empty());
+        // GPT-2's file writes "" for the unused prefix/suffix; "" changes nothing.
+        return it == model.end() || it->is_null() ||
+               (it->is_string() && it->get_ref<const std::string&>().empty());
     };
     if (auto it = model.find("dropout"); it != model.end() && !it->is_null()) {
         if (!it->is_number() || it->get<double>() != 0.0) {

@@ -37,6 +37,18 @@ const json* field(const json& obj, const char* key) {
     return &*it;
 }
 
+// An unknown component type. `where` is the JSON path; the message leads with the component kind
+// so that it reads "pre_tokenizer type 'X' is not supported; supported: ...".
+[[noreturn]] void unsupported(const Context& ctx, const std::string& where, const char* component,
+                              const std::string& type, const char* supported) {
+    std::string msg = std::string(component) + " type '" + type +
+                      "' is not supported; supported: " + supported +
+                      ". attnscope reads byte-level BPE tokenizers (GPT-2, Llama-3, Qwen2) and "
+                      "sentencepiece-style BPE tokenizers (Llama-2, Mistral)";
+    if (where != component) msg += " (at " + where + ")";
+    throw TokenizerError(ctx.source + ": " + msg);
+}
+
 std::string type_of(const json& spec, const Context& ctx, const std::string& where) {
     if (!spec.is_object()) fail(ctx, where, "expected an object or null, got " + short_dump(spec));
     const json* t = field(spec, "type");
@@ -92,6 +104,17 @@ const json& get_array(const json& obj, const char* key, const Context& ctx,
 
 std::string indexed(const std::string& where, const char* key, std::size_t i) {
     return where + "." + key + "[" + std::to_string(i) + "]";
+}
+
+// Sequence components nest; real files use one level. The cap keeps a hostile file from
+// recursing until the stack overflows.
+constexpr int max_nesting = 16;
+
+void check_depth(int depth, const Context& ctx, const std::string& where) {
+    if (depth > max_nesting) {
+        fail(ctx, where, "Sequence components nested more than " + std::to_string(max_nesting) +
+                             " deep");
+    }
 }
 
 bool starts_with(std::string_view s, std::string_view prefix) {
@@ -298,7 +321,8 @@ class PrependNormalizer final : public Normalizer {
 public:
     explicit PrependNormalizer(std::string prepend) : prepend_(std::move(prepend)) {}
     void normalize(std::string& text) const override {
-        if (!text.empty()) text.insert(0, prepend_);  // only non-empty text (normalizers/prepend.rs)
+        // Only non-empty text gets the prefix (normalizers/prepend.rs).
+        if (!text.empty()) text.insert(0, prepend_);
     }
 
 private:
@@ -401,7 +425,9 @@ public:
             }
             bool prepend = false;
             if (scheme_ == PrependScheme::always) prepend = !starts_with(p.text, rep_);
-            if (scheme_ == PrependScheme::first) prepend = !starts_with(p.text, rep_) && p.at_origin;
+            if (scheme_ == PrependScheme::first) {
+                prepend = !starts_with(p.text, rep_) && p.at_origin;
+            }
             if (prepend) p.text.insert(0, rep_);
             if (split_) {
                 auto matches = cover_chars(p.text, [&](char32_t c) { return c == replacement_; });
@@ -836,8 +862,11 @@ std::vector<Match> Pattern::find_all(std::string_view text) const {
     return find_literal(text, *literal_);
 }
 
-std::unique_ptr<Normalizer> parse_normalizer(const json& spec, const Context& ctx,
-                                             const std::string& where) {
+namespace {
+
+std::unique_ptr<Normalizer> parse_normalizer_at(const json& spec, const Context& ctx,
+                                                const std::string& where, int depth) {
+    check_depth(depth, ctx, where);
     if (spec.is_null()) return nullptr;
     std::string type = type_of(spec, ctx, where);
     if (type == "NFC") return std::make_unique<UnicodeNormalizer>(NormalForm::nfc);
@@ -862,17 +891,19 @@ std::unique_ptr<Normalizer> parse_normalizer(const json& spec, const Context& ct
         const json& list = get_array(spec, "normalizers", ctx, where);
         std::vector<std::unique_ptr<Normalizer>> steps;
         for (std::size_t i = 0; i < list.size(); ++i) {
-            auto step = parse_normalizer(list[i], ctx, indexed(where, "normalizers", i));
+            auto step =
+                parse_normalizer_at(list[i], ctx, indexed(where, "normalizers", i), depth + 1);
             if (step) steps.push_back(std::move(step));
         }
         return std::make_unique<SequenceNormalizer>(std::move(steps));
     }
-    fail(ctx, where, "normalizer type '" + type + "' is not supported; supported: NFC, NFD, "
-                     "NFKC, NFKD, Lowercase, Strip, Prepend, Replace, Sequence");
+    unsupported(ctx, where, "normalizer", type,
+                "NFC, NFD, NFKC, NFKD, Lowercase, Strip, Prepend, Replace, Sequence");
 }
 
-std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& spec, const Context& ctx,
-                                                  const std::string& where) {
+std::unique_ptr<PreTokenizer> parse_pre_tokenizer_at(const json& spec, const Context& ctx,
+                                                     const std::string& where, int depth) {
+    check_depth(depth, ctx, where);
     if (spec.is_null()) return nullptr;
     std::string type = type_of(spec, ctx, where);
     if (type == "ByteLevel") {
@@ -900,17 +931,18 @@ std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& spec, const Contex
         const json& list = get_array(spec, "pretokenizers", ctx, where);
         std::vector<std::unique_ptr<PreTokenizer>> steps;
         for (std::size_t i = 0; i < list.size(); ++i) {
-            auto step = parse_pre_tokenizer(list[i], ctx, indexed(where, "pretokenizers", i));
+            auto step =
+                parse_pre_tokenizer_at(list[i], ctx, indexed(where, "pretokenizers", i), depth + 1);
             if (step) steps.push_back(std::move(step));
         }
         return std::make_unique<SequencePreTokenizer>(std::move(steps));
     }
-    fail(ctx, where, "pre_tokenizer type '" + type + "' is not supported; supported: "
-                     "ByteLevel, Split, Metaspace, Digits, Sequence");
+    unsupported(ctx, where, "pre_tokenizer", type, "ByteLevel, Split, Metaspace, Digits, Sequence");
 }
 
-std::unique_ptr<PostProcessor> parse_post_processor(const json& spec, const Context& ctx,
-                                                    const std::string& where) {
+std::unique_ptr<PostProcessor> parse_post_processor_at(const json& spec, const Context& ctx,
+                                                       const std::string& where, int depth) {
+    check_depth(depth, ctx, where);
     if (spec.is_null()) return nullptr;
     std::string type = type_of(spec, ctx, where);
     if (type == "ByteLevel") return std::make_unique<IdentityPostProcessor>();
@@ -922,17 +954,19 @@ std::unique_ptr<PostProcessor> parse_post_processor(const json& spec, const Cont
         const json& list = get_array(spec, "processors", ctx, where);
         std::vector<std::unique_ptr<PostProcessor>> steps;
         for (std::size_t i = 0; i < list.size(); ++i) {
-            auto step = parse_post_processor(list[i], ctx, indexed(where, "processors", i));
+            auto step =
+                parse_post_processor_at(list[i], ctx, indexed(where, "processors", i), depth + 1);
             if (step) steps.push_back(std::move(step));
         }
         return std::make_unique<SequencePostProcessor>(std::move(steps));
     }
-    fail(ctx, where, "post_processor type '" + type + "' is not supported; supported: "
-                     "ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing, Sequence");
+    unsupported(ctx, where, "post_processor", type,
+                "ByteLevel, TemplateProcessing, RobertaProcessing, BertProcessing, Sequence");
 }
 
-std::unique_ptr<Decoder> parse_decoder(const json& spec, const Context& ctx,
-                                       const std::string& where) {
+std::unique_ptr<Decoder> parse_decoder_at(const json& spec, const Context& ctx,
+                                          const std::string& where, int depth) {
+    check_depth(depth, ctx, where);
     if (spec.is_null()) return nullptr;
     std::string type = type_of(spec, ctx, where);
     if (type == "ByteLevel") return std::make_unique<ByteLevelDecoder>();
@@ -957,13 +991,36 @@ std::unique_ptr<Decoder> parse_decoder(const json& spec, const Context& ctx,
         const json& list = get_array(spec, "decoders", ctx, where);
         std::vector<std::unique_ptr<Decoder>> steps;
         for (std::size_t i = 0; i < list.size(); ++i) {
-            auto step = parse_decoder(list[i], ctx, indexed(where, "decoders", i));
+            auto step =
+                parse_decoder_at(list[i], ctx, indexed(where, "decoders", i), depth + 1);
             if (step) steps.push_back(std::move(step));
         }
         return std::make_unique<SequenceDecoder>(std::move(steps));
     }
-    fail(ctx, where, "decoder type '" + type + "' is not supported; supported: ByteLevel, "
-                     "Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence");
+    unsupported(ctx, where, "decoder", type,
+                "ByteLevel, Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence");
+}
+
+}  // namespace
+
+std::unique_ptr<Normalizer> parse_normalizer(const json& spec, const Context& ctx,
+                                             const std::string& where) {
+    return parse_normalizer_at(spec, ctx, where, 0);
+}
+
+std::unique_ptr<PreTokenizer> parse_pre_tokenizer(const json& spec, const Context& ctx,
+                                                  const std::string& where) {
+    return parse_pre_tokenizer_at(spec, ctx, where, 0);
+}
+
+std::unique_ptr<PostProcessor> parse_post_processor(const json& spec, const Context& ctx,
+                                                    const std::string& where) {
+    return parse_post_processor_at(spec, ctx, where, 0);
+}
+
+std::unique_ptr<Decoder> parse_decoder(const json& spec, const Context& ctx,
+                                       const std::string& where) {
+    return parse_decoder_at(spec, ctx, where, 0);
 }
 
 // ------------------------------------------------------------------------------------------

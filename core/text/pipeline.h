@@ -117,10 +117,14 @@ struct AddedToken {
     bool special = false;
 };
 
+/// As `tokenizers`' AddedVocabulary: tokens with normalized=false are cut out of the raw input
+/// first; the remaining pieces are normalized, then tokens with normalized=true are cut out of
+/// the normalized pieces, their contents having been passed through the same normalizer (so with
+/// Llama-2's Prepend("▁") a normalized token "x" only matches as "▁x"). Same ids as
+/// `tokenizers`; the only thing not reproduced is offsets (see Piece::at_origin).
 class AddedVocabulary {
 public:
-    /// `normalizer` (may be null) is applied to the contents of tokens with normalized=true, which
-    /// are then searched for in normalized text, as `tokenizers` does.
+    /// `normalizer` (may be null) is applied to the contents of tokens with normalized=true.
     AddedVocabulary(std::vector<AddedToken> tokens, const Normalizer* normalizer);
 
     /// Splits out tokens with normalized=false (call on the raw input).

@@ -35,10 +35,20 @@ const char* const well_known_bos[] = {"<s>", "<|begin_of_text|>", "<|startoftext
                                       "<|endoftext|>"};
 const char* const well_known_eos[] = {"</s>", "<|end_of_text|>", "<|endoftext|>", "<|im_end|>"};
 
-std::string read_file(const std::filesystem::path& path, bool& exists) {
+// Reads `path`; when it cannot be opened returns nothing and sets `open_error` to why.
+std::string read_file(const std::filesystem::path& path, std::optional<std::string>& open_error) {
+    errno = 0;
     std::ifstream in(path, std::ios::binary);
-    exists = static_cast<bool>(in);
-    if (!in) return {};
+    if (!in) {
+        int err = errno;
+        std::error_code ec;
+        bool present = std::filesystem::exists(path, ec);
+        open_error = !present ? std::string("not found")
+                              : std::string("cannot open: ") +
+                                    (err != 0 ? std::strerror(err) : "unknown error");
+        return {};
+    }
+    open_error.reset();
     std::ostringstream ss;
     ss << in.rdbuf();
     if (in.bad()) {
@@ -241,16 +251,16 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json,
 
 Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
     const std::filesystem::path tok_path = dir / "tokenizer.json";
-    bool exists = false;
-    std::string text = read_file(tok_path, exists);
-    if (!exists) {
-        throw IoError(tok_path.string() + ": cannot open (" + std::strerror(errno) +
-                      "); the model directory needs the Hugging Face tokenizer.json "
+    std::optional<std::string> open_error;
+    std::string text = read_file(tok_path, open_error);
+    if (open_error) {
+        throw IoError(tok_path.string() + ": " + *open_error +
+                      "; the model directory needs the Hugging Face tokenizer.json "
                       "(transformers' save_pretrained writes it for fast tokenizers)");
     }
+    // Optional: absent means "no overrides".
     const std::filesystem::path cfg_path = dir / "tokenizer_config.json";
-    bool cfg_exists = false;
-    std::string cfg = read_file(cfg_path, cfg_exists);
+    std::string cfg = read_file(cfg_path, open_error);
     return from_json_sources(text, tok_path.string(), cfg, cfg_path.string());
 }
 
@@ -285,9 +295,11 @@ Tokenizer Tokenizer::from_json_sources(const std::string& tokenizer_json,
     }
     if (auto t = model.find("type"); t != model.end()) {
         if (!t->is_string() || t->get<std::string>() != "BPE") {
-            throw TokenizerError(source + ": model type " + t->dump() +
-                                 " is not supported; supported: BPE (byte-level or "
-                                 "sentencepiece-style)");
+            std::string type = t->is_string() ? t->get<std::string>() : t->dump();
+            throw TokenizerError(source + ": model type '" + type +
+                                 "' is not supported; supported: BPE (byte-level as in GPT-2, "
+                                 "Llama-3, Qwen2, or sentencepiece-style as in Llama-2, "
+                                 "Mistral)");
         }
     } else if (!model.contains("merges")) {
         throw TokenizerError(source + ": model: no \"type\" and no merges; only BPE models are "

@@ -41,7 +41,8 @@ public:
     /// Text of `ids` as `tokenizers`' decode(ids, skip_special_tokens). Ids outside the
     /// vocabulary throw TokenizerError. Invalid byte sequences from byte fallback decode to
     /// U+FFFD as in `tokenizers`.
-    std::string decode(const std::vector<std::int32_t>& ids, bool skip_special_tokens = false) const;
+    std::string decode(const std::vector<std::int32_t>& ids,
+                       bool skip_special_tokens = false) const;
 
     /// The vocabulary string of one id (e.g. "Ġthe", "▁the", "<0x0A>", "<|endoftext|>").
     std::string id_to_token(std::int32_t id) const;

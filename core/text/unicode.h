@@ -20,7 +20,11 @@ struct Match {
 
 /// A compiled regular expression. `tokenizers` runs its patterns with Oniguruma; ICU agrees with
 /// it on the syntax tokenizer.json files use (\p{L}, \p{N}, \s, (?i:...), (?!...), {1,3}), and
-/// both treat \s as the Unicode White_Space property. Thread-safe for concurrent searches.
+/// both treat \s as the Unicode White_Space property. Known differences, none of which the
+/// supported model families' patterns touch: ^ and $ (line anchors in Oniguruma's default
+/// syntax, input anchors in ICU), Oniguruma-only escapes such as \h, and characters assigned
+/// in a Unicode version one library has and the other lacks. Thread-safe for concurrent
+/// searches.
 class Regex {
 public:
     /// Compiles `pattern` (UTF-8). Throws TokenizerError naming `where` when ICU rejects it.
@@ -46,7 +50,9 @@ std::vector<Match> find_literal(std::string_view text, std::string_view literal)
 
 enum class NormalForm { nfc, nfd, nfkc, nfkd };
 
-/// `text` (valid UTF-8) in the given normalization form.
+/// `text` (valid UTF-8) in the given normalization form. ICU 72 implements Unicode 15; the Rust
+/// crate `tokenizers` uses may be on another Unicode version, which only matters for characters
+/// assigned in between.
 std::string normalize(std::string_view text, NormalForm form);
 
 /// Per-character full lowercase mapping (Rust's char::to_lowercase, which `tokenizers`'

@@ -67,7 +67,9 @@ TEST_CASE("an identity editor changes nothing; a real edit changes the logits", 
     {
         auto h = m->hooks().add_editor("blocks.*.attn.hook_pattern",
                                        [](const HookName&, const at::Tensor& p) { return p.clone(); });
-        CHECK((m->forward(x) - base).abs().max().item<double>() < 1e-6);
+        // The hooked layers take the materialised path and the baseline the fused SDPA kernel
+        // (LibTorch 2.x), so agreement is to rounding (3e-6 seen on CPU), not bitwise.
+        CHECK((m->forward(x) - base).abs().max().item<double>() < 1e-5);
     }
     {
         // Uniform attention over visible keys (an ablation) must change the output.

@@ -330,6 +330,27 @@ TEST_CASE("Metaspace pre-tokenizer with prepend_scheme first (Mistral)", "[unit]
     }
 }
 
+TEST_CASE("BOS / EOS of the Hugging Face fixture tokenizers", "[unit]") {
+    // tests/fixtures/hf: written by transformers; ids checked in test_tokenizer_golden.cpp.
+    const std::string hf = std::string(ATTNSCOPE_SOURCE_DIR) + "/tests/fixtures/hf/";
+    Tokenizer gpt2 = Tokenizer::load(hf + "tiny-gpt2");
+    CHECK(gpt2.bos_id() == gpt2.token_to_id("<|endoftext|>"));
+    CHECK(gpt2.eos_id() == gpt2.token_to_id("<|endoftext|>"));
+    CHECK(gpt2.kind() == "byte_level_bpe");
+    Tokenizer llama = Tokenizer::load(hf + "tiny-llama");
+    CHECK(llama.bos_id() == llama.token_to_id("<|begin_of_text|>"));
+    CHECK(llama.eos_id() == llama.token_to_id("<|end_of_text|>"));
+    CHECK(llama.encode("Hello", true).front() == *llama.bos_id());
+    Tokenizer qwen = Tokenizer::load(hf + "tiny-qwen2");
+    CHECK(qwen.eos_id() == qwen.token_to_id("<|endoftext|>"));
+    CHECK(qwen.vocab_size() == 503);
+    Tokenizer mistral = Tokenizer::load(hf + "tiny-mistral");
+    CHECK(mistral.bos_id() == 1);
+    CHECK(mistral.eos_id() == 2);
+    CHECK(mistral.kind() == "sentencepiece_bpe");
+    CHECK(mistral.is_special(1));
+}
+
 TEST_CASE("tokenizer_config.json add_bos_token / add_eos_token override the template",
           "[unit]") {
     json j = fixture_json("llama2_tiny");
@@ -543,6 +564,9 @@ TEST_CASE("invalid input and unsupported files are clear errors", "[unit]") {
     CHECK(contains(model_error("merges", json::array({"Ġ zz"})), "zz"));
     CHECK(contains(model_error("merges", json::array({"a b c"})), "merges[0]"));
     CHECK(contains(model_error("vocab", json{{"a", -3}}), "'a'"));
+    json nested = json{{"type", "NFC"}};
+    for (int i = 0; i < 200; ++i) nested = {{"type", "Sequence"}, {"normalizers", {nested}}};
+    CHECK(contains(error_with("normalizer", nested), "nested"));
     json missing_special = fixture_json("llama3_tiny");
     missing_special["post_processor"]["processors"][1]["special_tokens"] = json::object();
     CHECK(contains(error_of([&] { from(missing_special); }), "<|begin_of_text|>"));
@@ -562,7 +586,9 @@ TEST_CASE("arbitrary bytes never crash and valid text always round-trips", "[uni
     for (int i = 0; i < 300; ++i) {
         std::string text;
         std::size_t n = rng() % 20;
-        for (std::size_t k = 0; k < n; ++k) text += pieces[rng() % (sizeof pieces / sizeof *pieces)];
+        for (std::size_t k = 0; k < n; ++k) {
+            text += pieces[rng() % (sizeof pieces / sizeof *pieces)];
+        }
         // Byte-level BPE is lossless.
         CHECK(gpt2.decode(gpt2.encode(text)) == text);
         CHECK(llama3.decode(llama3.encode(text, false)) == text);

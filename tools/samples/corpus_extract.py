@@ -812,7 +812,15 @@ def main() -> None:
         for line in args.deb_info.read_text().splitlines():
             pkg, ver, fn = line.split("\t")
             copyright_path = args.pkgs / pkg / "usr/share/doc" / pkg / "copyright"
+            lic_fields = []
+            ctext = copyright_path.read_text(encoding="utf-8", errors="replace") if copyright_path.exists() else ""
+            if ctext.startswith("Format:"):  # machine-readable (DEP-5) copyright file
+                for ln in ctext.splitlines():
+                    m = re.match(r"^License:\s*(\S.{0,60})$", ln)
+                    if m and m.group(1).strip() not in lic_fields:
+                        lic_fields.append(m.group(1).strip())
             debs.append({"package": pkg, "version": ver, "deb": Path(fn).name,
+                         "copyright_license_fields": lic_fields,
                          "deb_sha256": sha256_file(args.debs / Path(fn).name),
                          "copyright_sha256": sha256_file(copyright_path) if copyright_path.exists() else None,
                          "license": LICENSES.get(pkg, "see copyright file")})
@@ -837,10 +845,11 @@ def write_sources_md(path: Path, m: dict) -> None:
     L.append("")
     L.append("## Packages")
     L.append("")
-    L.append("| package | version | license | .deb sha256 |")
-    L.append("| --- | --- | --- | --- |")
+    L.append("| package | version | license | `License:` fields of its copyright file | .deb sha256 |")
+    L.append("| --- | --- | --- | --- | --- |")
     for d in m["packages"]:
-        L.append(f"| {d['package']} | {d['version']} | {d['license']} | `{d['deb_sha256'][:16]}…` |")
+        fields = ", ".join(d["copyright_license_fields"]) or "(free-form text)"
+        L.append(f"| {d['package']} | {d['version']} | {d['license']} | {fields} | `{d['deb_sha256'][:16]}…` |")
     L.append("")
     L.append("Full license texts: `usr/share/doc/<package>/copyright` inside each package "
              "(`build-corpus/pkgs/<package>/usr/share/doc/<package>/copyright` after a run).")

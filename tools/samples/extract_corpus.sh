@@ -20,7 +20,7 @@
 #
 # Environment:
 #   CORPUS_DEB_DIR=DIR   take .deb files from DIR instead of downloading
-#   CORPUS_UNPINNED=1    always download the current candidate versions
+#   CORPUS_UNPINNED=1    accept any version (a cached .deb, else the current candidate)
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -505,7 +505,10 @@ def check_saved(model, d: Path, raw_tok, bos: int, x, device, n_layers: int, n_h
 
     t = AutoTokenizer.from_pretrained(str(d))
     enc = t(PROMPTS[0], return_tensors="pt")
-    check(set(enc.keys()) == {"input_ids", "attention_mask"}, f"{d}: tokenizer returns {sorted(enc.keys())}")
+    info["tokenizer_returns"] = sorted(enc.keys())  # token_type_ids would be wrong for GPT-2
+    if set(enc.keys()) != {"input_ids", "attention_mask"}:
+        log(f"WARNING: {d.name}: tokenizer returns {sorted(enc.keys())}; pass only input_ids and "
+            f"attention_mask to the models")
     with torch.no_grad():
         g = m2.generate(input_ids=enc["input_ids"].to(device), attention_mask=enc["attention_mask"].to(device),
                         max_new_tokens=8, do_sample=False)
@@ -704,12 +707,16 @@ def model_card(name: str, r: dict, rep: dict) -> str:
 
 def bundle(out: Path, bdir: Path, name: str, part_bytes: int) -> list[str]:
     bdir.mkdir(parents=True, exist_ok=True)
+    # everything lives under models/, so `tar -x -C samples` gives samples/models/...
+    top = {"MODEL_CARD.md": "models/README.md", "train_report.json": "models/train_report.json",
+           "train.log": "models/train.log"}
     members = []
-    for p in sorted(out.rglob("*")):
-        rel = p.relative_to(out)
-        if rel.parts[0].startswith("_"):
-            continue
-        members.append((p, rel.as_posix()))
+    for p in sorted((out / "models").rglob("*")):
+        members.append((p, p.relative_to(out).as_posix()))
+    for f, arc in top.items():
+        if (out / f).exists():
+            members.append((out / f, arc))
+    members.sort(key=lambda m: m[1])
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for p, arc in members:
@@ -1113,7 +1120,18 @@ def main(argv=None) -> int:
         card = model_card(name, r, rep)
         (out / "models" / name / "README.md").write_text(card)
         cards.append(card)
-    (out / "MODEL_CARD.md").write_text("\n\n---\n\n".join(cards))
+    head = ["# attnscope sample models", "",
+            f"Trained by `tools/samples/train.py` on {rep['env']['device']} "
+            f"(torch {rep['env']['torch']}, transformers {rep['env']['transformers']}); "
+            "all numbers are in `train_report.json`, the run's log in `train.log`.", "",
+            "| model | parameters | steps | train loss | valid ppl | test ppl | sink heads (all / outside layer 0) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in rep["models"].items():
+        head.append(f"| {name} | {r['params']:,} | {r['training']['steps_run']:,} | "
+                    f"{r['training']['train_loss_last100']:.3f} | {r['eval']['valid']['ppl']:.2f} | "
+                    f"{r['eval']['test']['ppl']:.2f} | {r['sinks']['ratio_all_pct']:.1f}% / "
+                    f"{r['sinks']['ratio_excluding_layer0_pct']:.1f}% |")
+    (out / "MODEL_CARD.md").write_text("\n".join(head) + "\n\n---\n\n" + "\n\n---\n\n".join(cards))
     finish(rep, out, a)
     return 0
 
