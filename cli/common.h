@@ -49,5 +49,6 @@ std::string read_file(const std::filesystem::path& path);
 int cmd_info(const std::vector<std::string>& args, std::ostream& out);
 int cmd_tokenize(const std::vector<std::string>& args, std::ostream& out);
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out);
+int cmd_capture(const std::vector<std::string>& args, std::ostream& out);
 
 }  // namespace attnscope::cli

@@ -15,6 +15,7 @@ const char* kUsage =
     "  info       architecture, parameters, dtype and hook points of a model\n"
     "  tokenize   token ids and strings of a text or of each line of a file\n"
     "  generate   continue a prompt (greedy or sampled)\n"
+    "  capture    store per-head attention (and any hook) of prompts in an HDF5 file\n"
     "\n"
     "Run `attnscope <command> --help` for a command's options.\n";
 
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
         if (cmd == "info") return cmd_info(args, std::cout);
         if (cmd == "tokenize") return cmd_tokenize(args, std::cout);
         if (cmd == "generate") return cmd_generate(args, std::cout);
+        if (cmd == "capture") return cmd_capture(args, std::cout);
         std::cerr << "attnscope: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;
     } catch (const UsageError& e) {

@@ -1,0 +1,93 @@
+// attnscope capture: per-head attention (and any hook) of a prompt set into an HDF5 store.
+#include <nlohmann/json.hpp>
+
+#include <ATen/core/Tensor.h>
+
+#include <iostream>
+
+#include "cli/common.h"
+#include "core/format/prompts.h"
+#include "core/model/model.h"
+#include "probes/capture.h"
+
+namespace attnscope::cli {
+
+int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
+    po::options_description desc("attnscope capture options");
+    desc.add_options()("help,h", "show this help")
+        ("prompt,p", po::value<std::string>(), "one prompt")
+        ("prompts", po::value<std::string>(), "prompts file: .txt (one per line) or .jsonl ({\"id\",\"text\"})")
+        ("out,o", po::value<std::string>()->required(), "output HDF5 file (created, or a run is added)")
+        ("run", po::value<std::string>()->default_value("main"), "run name inside the file")
+        ("layers", po::value<std::string>(), "layers, e.g. 0,2,5-9 (default all)")
+        ("heads", po::value<std::string>(), "heads of attention maps, e.g. 0-3 (default all)")
+        ("hooks", po::value<std::vector<std::string>>()->multitoken(),
+         "hook names or globs (default blocks.*.attn.hook_pattern)")
+        ("map-dtype", po::value<std::string>()->default_value("f16"), "stored maps: f16 | f32")
+        ("max-tokens", po::value<int>()->default_value(0), "truncate prompts to N tokens (0 = off)")
+        ("batch", po::value<int>()->default_value(1), "prompts per forward")
+        ("generate", po::value<int>()->default_value(0), "also capture N greedy decoding steps")
+        ("force", "replace an existing run of the same name")
+        ("compress", "shuffle + deflate(1) the stored arrays")
+        ("quiet,q", "no progress on stderr")
+        ("json", "print a JSON report");
+    add_model_options(desc);
+    po::variables_map vm;
+    const std::string usage =
+        "attnscope capture [--model DIR] (--prompt TEXT | --prompts FILE) --out FILE.h5 [options]";
+    if (!parse(args, desc, vm, usage, out)) return kExitOk;
+    if (vm.count("prompt") == vm.count("prompts"))
+        throw UsageError("give exactly one of --prompt and --prompts\nusage: " + usage);
+    const std::string map_dtype = vm["map-dtype"].as<std::string>();
+    if (map_dtype != "f16" && map_dtype != "f32")
+        throw UsageError("--map-dtype must be f16 or f32, not '" + map_dtype + "'");
+
+    std::vector<format::PromptInput> prompts;
+    if (vm.count("prompts")) {
+        prompts = format::read_prompts(vm["prompts"].as<std::string>());
+    } else {
+        prompts.push_back({0, vm["prompt"].as<std::string>(), "--prompt"});
+    }
+    probes::CaptureOptions o;
+    o.run = vm["run"].as<std::string>();
+    if (vm.count("hooks")) o.hooks = vm["hooks"].as<std::vector<std::string>>();
+    if (vm.count("layers")) o.layers = probes::parse_index_list(vm["layers"].as<std::string>(), "--layers");
+    if (vm.count("heads")) o.heads = probes::parse_index_list(vm["heads"].as<std::string>(), "--heads");
+    o.map_f32 = map_dtype == "f32";
+    o.max_tokens = vm["max-tokens"].as<int>();
+    o.batch = vm["batch"].as<int>();
+    o.generate = vm["generate"].as<int>();
+    o.force = vm.count("force") > 0;
+    o.compress = vm.count("compress") > 0;
+    o.argv = {"attnscope", "capture"};
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    o.version = ATTNSCOPE_VERSION;
+
+    const ModelArgs ma = model_args(vm);
+    auto m = model::Model::load(ma.dir, {ma.device, ma.dtype});
+    const bool quiet = vm.count("quiet") > 0 || vm.count("json") > 0;
+    const auto report = probes::capture(*m, prompts, vm["out"].as<std::string>(), o,
+                                        [&](std::int64_t done, std::int64_t total) {
+                                            if (!quiet) std::cerr << "\rcaptured " << done << "/" << total << std::flush;
+                                        });
+    if (!quiet) std::cerr << "\n";
+    nlohmann::ordered_json j;
+    j["out"] = vm["out"].as<std::string>();
+    j["run"] = o.run;
+    j["prompts"] = report.prompts;
+    j["tokens"] = report.tokens;
+    j["hooks"] = report.hooks;
+    j["map_bytes"] = report.map_bytes;
+    j["seconds"] = report.seconds;
+    if (vm.count("json")) {
+        out << j.dump(2) << "\n";
+    } else {
+        out << "wrote run '" << o.run << "' to " << j["out"].get<std::string>() << ": "
+            << report.prompts << " prompts, " << report.tokens << " tokens, " << report.hooks.size()
+            << " hook points, " << report.map_bytes / 1024 << " KiB of maps in " << report.seconds
+            << " s\n";
+    }
+    return kExitOk;
+}
+
+}  // namespace attnscope::cli
