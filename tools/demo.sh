@@ -12,3 +12,7 @@ echo; echo "== attnscope tokenize"
 $A tokenize --text "It is a truth universally acknowledged"
 echo; echo "== attnscope generate"
 $A generate --prompt "It is a truth universally acknowledged" --max-new-tokens 24
+echo; echo "== attnscope capture (attention of two prompts into demo.h5)"
+printf 'It is a truth universally acknowledged, that a single man in possession of a good fortune, must be in want of a wife.\nIn the beginning God created the heaven and the earth.\n' > build/demo-prompts.txt
+$A capture --prompts build/demo-prompts.txt --out build/demo.h5 --force
+h5ls -r build/demo.h5 | head -12

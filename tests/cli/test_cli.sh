@@ -72,5 +72,35 @@ contains "context" "context named"
 expect 1 "bad dtype" -- "$A" generate --model "$FIX/tiny-llama" --prompt "x" --dtype int3
 expect 1 "cuda without a GPU build" -- "$A" info --model "$FIX/tiny-llama" --device cuda:7
 
+# --- capture ---
+printf 'The cat sat on the mat.\nA second prompt, with more words in it.\n' > "$TMP/prompts.txt"
+printf '{"id": 5, "text": "jsonl prompt"}\n{"id": 9, "text": "another"}\n' > "$TMP/prompts.jsonl"
+expect 0 "capture txt" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/prompts.txt" --out "$TMP/c.h5" --json
+contains '"prompts": 2' "capture count"
+expect 0 "capture jsonl, second run, heads/layers" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/prompts.jsonl" --out "$TMP/c.h5" --run r2 --layers 1 --heads 0-1 -q
+expect 0 "capture generate + resid" -- "$A" capture --model "$FIX/tiny-gpt2" --prompt "x y" --out "$TMP/g.h5" --generate 4 --hooks 'blocks.*.hook_resid_post' 'blocks.0.attn.hook_pattern' -q
+if command -v h5ls >/dev/null; then
+  h5ls -r "$TMP/c.h5" > "$TMP/out" 2>&1; contains "/runs/r2/prompts/000009/blocks/1/attn/hook_pattern" "jsonl id path"
+  h5ls -r "$TMP/g.h5" > "$TMP/out" 2>&1; contains "hook_resid_post" "resid stored"
+fi
+expect 1 "existing run without --force" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/prompts.txt" --out "$TMP/c.h5" -q
+contains "--force" "force hint"
+expect 0 "existing run with --force" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/prompts.txt" --out "$TMP/c.h5" -q --force
+expect 1 "capture bad layer" -- "$A" capture --model "$FIX/tiny-llama" --prompt x --out "$TMP/d.h5" --layers 5
+[ ! -e "$TMP/d.h5" ] || { echo "FAIL: failed capture left a file"; fails=$((fails+1)); }
+expect 1 "capture unknown hook" -- "$A" capture --model "$FIX/tiny-llama" --prompt x --out "$TMP/d.h5" --hooks 'blocks.*.nope'
+printf '{"id": 1, "text": "a"}\n{"id": 1, "text": "b"}\n' > "$TMP/dup.jsonl"
+expect 1 "duplicate prompt ids" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/dup.jsonl" --out "$TMP/d.h5"
+contains "dup.jsonl:2" "file:line named"
+printf 'ok\n\xff bad\n' > "$TMP/bad.txt"
+expect 1 "invalid UTF-8 prompts file" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/bad.txt" --out "$TMP/d.h5"
+contains "bad.txt:2" "file:line named"
+expect 1 "prompt longer than the context" -- "$A" capture --model "$FIX/tiny-gpt2" --prompt "$(printf 'word %.0s' $(seq 300))" --out "$TMP/d.h5"
+contains "--max-tokens" "truncate hint"
+expect 0 "--max-tokens truncates" -- "$A" capture --model "$FIX/tiny-gpt2" --prompt "$(printf 'word %.0s' $(seq 300))" --out "$TMP/d.h5" --max-tokens 50 -q
+echo '{"x":1}' > "$TMP/notes.txt"
+expect 1 "output path that is not an attnscope file" -- "$A" capture --model "$FIX/tiny-llama" --prompt x --out "$TMP/notes.txt"
+[ "$(cat "$TMP/notes.txt")" = '{"x":1}' ] || { echo "FAIL: capture clobbered a foreign file"; fails=$((fails+1)); }
+
 echo "cli tests: $((n - fails))/$n passed"
 [ "$fails" -eq 0 ]
