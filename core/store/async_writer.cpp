@@ -101,8 +101,10 @@ void AsyncWriter::State::run(std::unique_ptr<Writer> writer) {
                                            std::to_string(open_id) +
                                            " is unfinished (last_part = false)");
                 }
-                for (const auto& h : rec->hooks) writer->write_hook(h.hook, h.data.ref(), h.options);
-                for (const auto& m : rec->metrics) writer->write_metric(m.name, m.data.ref(), m.info);
+                for (const auto& h : rec->hooks)
+                    writer->write_hook(h.hook, h.data.ref(), h.options);
+                for (const auto& m : rec->metrics)
+                    writer->write_metric(m.name, m.data.ref(), m.info);
                 if (rec->last_part) {
                     writer->end_prompt();
                     prompt_open = false;
@@ -111,8 +113,9 @@ void AsyncWriter::State::run(std::unique_ptr<Writer> writer) {
             } else {
                 const auto& m = std::get<MetricArray>(*task);
                 if (prompt_open)
-                    throw std::logic_error("store::AsyncWriter: run metric pushed inside a "
-                                           "prompt split over records");
+                    throw std::logic_error(
+                        "store::AsyncWriter: run metric pushed inside a "
+                        "prompt split over records");
                 writer->write_run_metric(m.name, m.data.ref(), m.info);
             }
             {

@@ -20,15 +20,15 @@ namespace attnscope::store {
 
 /// One hook tensor of a record (owned, so it can cross threads).
 struct HookArray {
-    std::string hook;       ///< TransformerLens name, e.g. "blocks.7.attn.hook_pattern"
-    FloatArray data;        ///< [head, T, T] for maps; see Writer::write_hook
+    std::string hook;  ///< TransformerLens name, e.g. "blocks.7.attn.hook_pattern"
+    FloatArray data;   ///< [head, T, T] for maps; see Writer::write_hook
     HookOptions options;
 };
 
 /// One metric of a record.
 struct MetricArray {
     std::string name;
-    FloatArray data;        ///< float32 (binary16 input is widened)
+    FloatArray data;  ///< float32 (binary16 input is widened)
     MetricInfo info;
 };
 

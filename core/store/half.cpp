@@ -96,7 +96,7 @@ bool has_f16c() noexcept {
 namespace {
 
 __attribute__((target("avx,f16c"))) void to_halves_f16c(const float* in, std::uint16_t* out,
-                                                         std::size_t n) noexcept {
+                                                        std::size_t n) noexcept {
     std::size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         const __m256 v = _mm256_loadu_ps(in + i);

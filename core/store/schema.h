@@ -27,29 +27,29 @@ inline constexpr char kModelGroup[] = "/model";
 inline constexpr char kConfigJson[] = "/model/config_json";  // scalar UTF-8 string dataset
 inline constexpr char kPromptsGroup[] = "/prompts";
 inline constexpr char kRunsGroup[] = "/runs";
-inline constexpr char kTokens[] = "tokens";        // under /prompts/<id>: int32 [pos]
-inline constexpr char kTokenStr[] = "token_str";   // under /prompts/<id>: UTF-8 strings [pos]
-inline constexpr char kRunPrompts[] = "prompts";   // under /runs/<run>
-inline constexpr char kMetrics[] = "metrics";      // under /runs/<run> and /runs/<run>/prompts/<id>
+inline constexpr char kTokens[] = "tokens";       // under /prompts/<id>: int32 [pos]
+inline constexpr char kTokenStr[] = "token_str";  // under /prompts/<id>: UTF-8 strings [pos]
+inline constexpr char kRunPrompts[] = "prompts";  // under /runs/<run>
+inline constexpr char kMetrics[] = "metrics";     // under /runs/<run> and /runs/<run>/prompts/<id>
 
 // --- root attributes -----------------------------------------------------------------------------
 
-inline constexpr char kAttrSchema[] = "schema";                  // string "attnscope"
-inline constexpr char kAttrSchemaVersion[] = "schema_version";   // string "MAJOR.MINOR"
-inline constexpr char kAttrCreatedBy[] = "created_by";           // string, e.g. "attnscope 0.1.0"
-inline constexpr char kAttrCreatedUtc[] = "created_utc";         // string, ISO 8601 "...Z"
+inline constexpr char kAttrSchema[] = "schema";                 // string "attnscope"
+inline constexpr char kAttrSchemaVersion[] = "schema_version";  // string "MAJOR.MINOR"
+inline constexpr char kAttrCreatedBy[] = "created_by";          // string, e.g. "attnscope 0.1.0"
+inline constexpr char kAttrCreatedUtc[] = "created_utc";        // string, ISO 8601 "...Z"
 
 // --- /model attributes ---------------------------------------------------------------------------
 
-inline constexpr char kAttrArch[] = "arch";                      // string, e.g. "llama"
-inline constexpr char kAttrNLayers[] = "n_layers";               // int64
-inline constexpr char kAttrNHeads[] = "n_heads";                 // int64
-inline constexpr char kAttrNKvHeads[] = "n_kv_heads";            // int64
-inline constexpr char kAttrDModel[] = "d_model";                 // int64
-inline constexpr char kAttrDHead[] = "d_head";                   // int64
-inline constexpr char kAttrVocabSize[] = "vocab_size";           // int64
-inline constexpr char kAttrSource[] = "source";                  // string (also on prompts)
-inline constexpr char kAttrWeightsSha256[] = "weights_sha256";   // string, may be empty
+inline constexpr char kAttrArch[] = "arch";                     // string, e.g. "llama"
+inline constexpr char kAttrNLayers[] = "n_layers";              // int64
+inline constexpr char kAttrNHeads[] = "n_heads";                // int64
+inline constexpr char kAttrNKvHeads[] = "n_kv_heads";           // int64
+inline constexpr char kAttrDModel[] = "d_model";                // int64
+inline constexpr char kAttrDHead[] = "d_head";                  // int64
+inline constexpr char kAttrVocabSize[] = "vocab_size";          // int64
+inline constexpr char kAttrSource[] = "source";                 // string (also on prompts)
+inline constexpr char kAttrWeightsSha256[] = "weights_sha256";  // string, may be empty
 
 // --- /prompts/<id> attributes --------------------------------------------------------------------
 
@@ -59,23 +59,23 @@ inline constexpr char kAttrNPromptTokens[] = "n_prompt_tokens";  // int64 <= n_t
 
 // --- /runs/<run> attributes ----------------------------------------------------------------------
 
-inline constexpr char kAttrIntervention[] = "intervention";      // string, JSON object ("{}")
-inline constexpr char kAttrHooks[] = "hooks";                    // string, JSON list of strings
-inline constexpr char kAttrSeed[] = "seed";                      // int64
-inline constexpr char kAttrArgv[] = "argv";                      // string, JSON list of strings
-inline constexpr char kAttrVersion[] = "version";                // string, attnscope version
-inline constexpr char kAttrComplete[] = "complete";              // bool (also on run prompts)
-inline constexpr char kAttrMapDtype[] = "map_dtype";             // string "f16" | "f32"
-inline constexpr char kAttrNPromptsDone[] = "n_prompts_done";    // int64
+inline constexpr char kAttrIntervention[] = "intervention";    // string, JSON object ("{}")
+inline constexpr char kAttrHooks[] = "hooks";                  // string, JSON list of strings
+inline constexpr char kAttrSeed[] = "seed";                    // int64
+inline constexpr char kAttrArgv[] = "argv";                    // string, JSON list of strings
+inline constexpr char kAttrVersion[] = "version";              // string, attnscope version
+inline constexpr char kAttrComplete[] = "complete";            // bool (also on run prompts)
+inline constexpr char kAttrMapDtype[] = "map_dtype";           // string "f16" | "f32"
+inline constexpr char kAttrNPromptsDone[] = "n_prompts_done";  // int64
 
 // --- array attributes ----------------------------------------------------------------------------
 
-inline constexpr char kAttrDims[] = "dims";                      // string "head,query_pos,key_pos"
-inline constexpr char kAttrHeads[] = "heads";                    // int64 [head]: model head indices
-inline constexpr char kAttrLayer[] = "layer";                    // int64
-inline constexpr char kAttrParams[] = "params";                  // string, JSON object (metrics)
-inline constexpr char kAttrUnits[] = "units";                    // string (metrics)
-inline constexpr char kAttrMetricVersion[] = "metric_version";   // int64 (metrics)
+inline constexpr char kAttrDims[] = "dims";                     // string "head,query_pos,key_pos"
+inline constexpr char kAttrHeads[] = "heads";                   // int64 [head]: model head indices
+inline constexpr char kAttrLayer[] = "layer";                   // int64
+inline constexpr char kAttrParams[] = "params";                 // string, JSON object (metrics)
+inline constexpr char kAttrUnits[] = "units";                   // string (metrics)
+inline constexpr char kAttrMetricVersion[] = "metric_version";  // int64 (metrics)
 
 /// Axis names of attention maps on disk (the hook's dims without the batch axis).
 inline constexpr char kMapDims[] = "head,query_pos,key_pos";

@@ -27,26 +27,26 @@ DType parse_dtype(const std::string& text);
 /// The model a file belongs to (/model). One file = one model: a run is added to an existing
 /// file only if arch and all sizes match (and weights_sha256, when both sides have one).
 struct ModelInfo {
-    std::string arch;                  ///< architecture name, e.g. "gpt2", "llama"
+    std::string arch;  ///< architecture name, e.g. "gpt2", "llama"
     std::int64_t n_layers = 0;
-    std::int64_t n_heads = 0;          ///< query heads
-    std::int64_t n_kv_heads = 0;       ///< key/value heads (GQA: <= n_heads)
+    std::int64_t n_heads = 0;     ///< query heads
+    std::int64_t n_kv_heads = 0;  ///< key/value heads (GQA: <= n_heads)
     std::int64_t d_model = 0;
     std::int64_t d_head = 0;
     std::int64_t vocab_size = 0;
-    std::string source;                ///< model directory the capture read
-    std::string weights_sha256;        ///< hex digest of the weights, or empty when not computed
-    std::string config_json;           ///< the checkpoint's config.json, verbatim
+    std::string source;          ///< model directory the capture read
+    std::string weights_sha256;  ///< hex digest of the weights, or empty when not computed
+    std::string config_json;     ///< the checkpoint's config.json, verbatim
 };
 
 /// One prompt (/prompts/<id>), shared by all runs of a file.
 struct Prompt {
-    std::int64_t id = 0;                    ///< >= 0; stored zero-padded ("000042")
-    std::string text;                       ///< the prompt as given (before generation)
-    std::string source;                     ///< where it came from, e.g. "prompts.txt:43"
-    std::vector<std::int32_t> tokens;       ///< [pos] token ids, prompt then generated ones
-    std::vector<std::string> token_str;     ///< [pos] display string of each token
-    std::int64_t n_prompt_tokens = -1;      ///< tokens from the prompt; -1 means all of them
+    std::int64_t id = 0;                 ///< >= 0; stored zero-padded ("000042")
+    std::string text;                    ///< the prompt as given (before generation)
+    std::string source;                  ///< where it came from, e.g. "prompts.txt:43"
+    std::vector<std::int32_t> tokens;    ///< [pos] token ids, prompt then generated ones
+    std::vector<std::string> token_str;  ///< [pos] display string of each token
+    std::int64_t n_prompt_tokens = -1;   ///< tokens from the prompt; -1 means all of them
 };
 
 /// Listing entry of a prompt (what Reader::prompts returns; tokens are read separately).
@@ -60,21 +60,21 @@ struct PromptSummary {
 
 /// A run: one pass of a model over (some of) the file's prompts, with one configuration.
 struct RunInfo {
-    std::string name = "main";              ///< 1-64 chars of [A-Za-z0-9_.-]
-    std::string intervention_json = "{}";   ///< JSON object describing the intervention, "{}" none
-    std::vector<std::string> hooks;         ///< hook names or globs the run captured
+    std::string name = "main";             ///< 1-64 chars of [A-Za-z0-9_.-]
+    std::string intervention_json = "{}";  ///< JSON object describing the intervention, "{}" none
+    std::vector<std::string> hooks;        ///< hook names or globs the run captured
     std::int64_t seed = 0;
-    std::vector<std::string> argv;          ///< command line that produced the run
-    std::string version;                    ///< attnscope version that wrote the run
-    DType map_dtype = DType::kF16;          ///< storage type of attention maps
+    std::vector<std::string> argv;  ///< command line that produced the run
+    std::string version;            ///< attnscope version that wrote the run
+    DType map_dtype = DType::kF16;  ///< storage type of attention maps
 };
 
 /// A run as read back: its description plus its state.
 struct RunSummary {
     RunInfo info;
     std::string created_utc;
-    bool complete = false;                  ///< true only after a clean close
-    std::int64_t n_prompts_done = 0;        ///< prompts finished and flushed
+    bool complete = false;            ///< true only after a clean close
+    std::int64_t n_prompts_done = 0;  ///< prompts finished and flushed
 };
 
 /// Where a float array handed to the writer points: float32 values or binary16 bit patterns.
@@ -84,7 +84,7 @@ enum class Element { kF32, kF16Bits };
 struct FloatRef {
     Element element = Element::kF32;
     const void* data = nullptr;
-    std::vector<std::int64_t> shape;        ///< empty for a scalar
+    std::vector<std::int64_t> shape;  ///< empty for a scalar
 
     static FloatRef f32(const float* data, std::vector<std::int64_t> shape) {
         return {Element::kF32, data, std::move(shape)};
@@ -126,32 +126,32 @@ struct HookOptions {
 
 /// Description of a metric array (always float32 on disk).
 struct MetricInfo {
-    std::string dims;                       ///< axis names, "" for a scalar
-    std::string params_json = "{}";         ///< parameters the metric was computed with
-    std::string units;                      ///< e.g. "nats", "positions"
-    std::int64_t metric_version = 1;        ///< bumped when the definition changes
+    std::string dims;                 ///< axis names, "" for a scalar
+    std::string params_json = "{}";   ///< parameters the metric was computed with
+    std::string units;                ///< e.g. "nats", "positions"
+    std::int64_t metric_version = 1;  ///< bumped when the definition changes
 };
 
 /// A metric as read back.
 struct MetricData {
-    std::vector<float> data;                ///< row-major
+    std::vector<float> data;  ///< row-major
     std::vector<std::int64_t> shape;
     MetricInfo info;
 };
 
 /// What the reader knows about a stored array before reading it.
 struct ArrayInfo {
-    std::string path;                       ///< absolute path in the file
+    std::string path;  ///< absolute path in the file
     DType dtype = DType::kF32;
     std::vector<std::int64_t> shape;
     std::string dims;
-    std::vector<std::int64_t> heads;        ///< model head indices along "head", if any
-    std::int64_t layer = -1;                ///< block index, -1 for non-block hooks
+    std::vector<std::int64_t> heads;  ///< model head indices along "head", if any
+    std::int64_t layer = -1;          ///< block index, -1 for non-block hooks
 };
 
 /// File-level facts of an open file.
 struct FileInfo {
-    std::string schema_version;             ///< as stored, e.g. "1.0"
+    std::string schema_version;  ///< as stored, e.g. "1.0"
     int major = 0;
     int minor = 0;
     std::string created_by;

@@ -26,7 +26,7 @@ using detail::check;
 using detail::check_id;
 using detail::Id;
 
-// --- small value helpers (declared in types.h) ----------------------------------------------------
+// --- small value helpers (declared in types.h) ---------------------------------------------------
 
 const char* to_string(DType dtype) {
     return dtype == DType::kF16 ? schema::kDtypeF16 : schema::kDtypeF32;
@@ -35,7 +35,8 @@ const char* to_string(DType dtype) {
 DType parse_dtype(const std::string& text) {
     if (text == "f16" || text == "float16") return DType::kF16;
     if (text == "f32" || text == "float32") return DType::kF32;
-    throw ConfigError("map dtype '" + text + "' is not supported; use f16 or f32 (bfloat16 is "
+    throw ConfigError("map dtype '" + text +
+                      "' is not supported; use f16 or f32 (bfloat16 is "
                       "never stored: NumPy cannot read it)");
 }
 
@@ -89,7 +90,7 @@ std::string json_list(const std::vector<std::string>& items) {
 }
 
 constexpr std::size_t kTargetChunkBytes = 256 * 1024;  // non-map arrays
-constexpr std::size_t kSlabBytes = 16 * 1024 * 1024;  // conversion buffer for big arrays
+constexpr std::size_t kSlabBytes = 16 * 1024 * 1024;   // conversion buffer for big arrays
 
 std::size_t element_size(DType t) { return t == DType::kF16 ? 2 : 4; }
 
@@ -152,10 +153,10 @@ struct Writer::Impl {
     Id prompt_group;  // the open prompt's run group (/runs/<run>/prompts/<id>)
     std::string run_path;
 
-    bool created = false;     // this writer created (or truncated) the file
+    bool created = false;  // this writer created (or truncated) the file
     bool closed = false;
-    bool failed = false;      // a write failed: nothing more may reach the file
-    std::string failure;      // the first failure's message
+    bool failed = false;  // a write failed: nothing more may reach the file
+    std::string failure;  // the first failure's message
 
     bool prompt_open = false;
     std::int64_t prompt_id = -1;
@@ -173,6 +174,7 @@ struct Writer::Impl {
     void flushed();
 
     void open_or_create();
+    IoError locked(const std::string& stack) const;
     void create_file();
     void write_run_group();
     void require_usable(const char* call) const;
@@ -213,8 +215,8 @@ namespace {
 void validate_model(const ModelInfo& m) {
     if (m.arch.empty()) throw ConfigError("store: model arch is empty; pass the config's arch");
     const std::pair<const char*, std::int64_t> sizes[] = {
-        {"n_layers", m.n_layers}, {"n_heads", m.n_heads},   {"n_kv_heads", m.n_kv_heads},
-        {"d_model", m.d_model},   {"d_head", m.d_head},     {"vocab_size", m.vocab_size}};
+        {"n_layers", m.n_layers}, {"n_heads", m.n_heads}, {"n_kv_heads", m.n_kv_heads},
+        {"d_model", m.d_model},   {"d_head", m.d_head},   {"vocab_size", m.vocab_size}};
     for (const auto& [name, v] : sizes)
         if (v <= 0)
             throw ConfigError(std::string("store: model ") + name + " is " + std::to_string(v) +
@@ -242,8 +244,8 @@ void validate_run(const RunInfo& r) {
 // are reserved (fallocate) for everything HDF5 may have allocated since the last flush: the
 // array bytes plus slack for metadata. The reserved tail is trimmed at close.
 void Writer::Impl::reserve(std::uint64_t bytes, const std::string& where) {
-    constexpr std::uint64_t kSlack = 256 * 1024;         // object headers, B-tree nodes, heaps
-    constexpr std::uint64_t kAhead = 1024 * 1024;        // reserve in steps, not per array
+    constexpr std::uint64_t kSlack = 256 * 1024;   // object headers, B-tree nodes, heaps
+    constexpr std::uint64_t kAhead = 1024 * 1024;  // reserve in steps, not per array
     pending += bytes + bytes / 64 + kSlack;
     const std::uint64_t need = committed + pending;
     if (need <= reserved_end) return;
@@ -255,8 +257,8 @@ void Writer::Impl::reserve(std::uint64_t bytes, const std::string& where) {
     }
     if (err != 0)
         throw IoError(file + ": " + where + ": reserving " +
-                      std::to_string((target - committed) >> 20) +
-                      " MiB of disk space failed (" + std::strerror(err) +
+                      std::to_string((target - committed) >> 20) + " MiB of disk space failed (" +
+                      std::strerror(err) +
                       "); free disk space and capture again; the file keeps the " +
                       std::to_string(done) + " prompts finished before");
     reserved_end = target;
@@ -272,6 +274,13 @@ void Writer::Impl::require_usable(const char* call) const {
     if (failed)
         throw IoError(file + ": an earlier write failed (" + failure +
                       "); the file holds the prompts finished before it; start a new run");
+}
+
+IoError Writer::Impl::locked(const std::string& stack) const {
+    return IoError(file +
+                   ": cannot open for writing: another process is writing it (HDF5 file "
+                   "lock: " +
+                   stack + "); wait for it to finish or choose another file");
 }
 
 void Writer::Impl::open_or_create() {
@@ -292,10 +301,7 @@ void Writer::Impl::open_or_create() {
         Id probe(H5Fopen(file.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
         if (!probe.valid()) {
             const std::string stack = detail::take_error_stack();
-            if (stack.find("lock") != std::string::npos)
-                throw IoError(file + ": cannot open for writing: another process is writing it "
-                                     "(HDF5 file lock: " + stack + "); wait for it or choose "
-                                     "another file");
+            if (stack.find("lock") != std::string::npos) throw locked(stack);
             not_ours = "an HDF5 file that cannot be opened (" + stack + ")";
         } else {
             const detail::VersionCheck v = detail::check_version(probe.get(), file);
@@ -304,14 +310,20 @@ void Writer::Impl::open_or_create() {
             } else if (v.status == detail::VersionCheck::Status::kOtherMajor) {
                 throw SchemaError(detail::other_major_message(file, v.info, true));
             } else {
-                const ModelInfo there = detail::read_model(probe.get(), file);
-                const std::string diff = detail::model_differences(there, model);
+                ModelInfo there;
+                std::string diff;
+                try {
+                    there = detail::read_model(probe.get(), file);
+                    diff = detail::model_differences(there, model);
+                } catch (const SchemaError& e) {
+                    not_ours = std::string("a damaged attnscope file (") + e.what() + ")";
+                }
                 if (!diff.empty()) {
                     if (!options.force)
                         throw SchemaError(file + " holds captures of another model (" + diff +
                                           "); one file holds one model: write to a new file, "
-                                          "or pass --force to overwrite " + file +
-                                          " and lose its runs");
+                                          "or pass --force to overwrite " +
+                                          file + " and lose its runs");
                     probe.reset();
                     return create_file();
                 }
@@ -331,10 +343,7 @@ void Writer::Impl::open_or_create() {
     fid = Id(H5Fopen(file.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
     if (!fid.valid()) {
         const std::string stack = detail::take_error_stack();
-        if (stack.find("lock") != std::string::npos)
-            throw IoError(file + ": cannot open for writing: another process is writing it "
-                                 "(HDF5 file lock: " + stack + "); wait for it or choose "
-                                 "another file");
+        if (stack.find("lock") != std::string::npos) throw locked(stack);
         throw IoError(file + ": opening for writing failed (HDF5: " + stack +
                       "); check permissions and free space");
     }
@@ -360,8 +369,10 @@ void Writer::Impl::create_file() {
     if (!fid.valid()) {
         const std::string stack = detail::take_error_stack();
         if (stack.find("lock") != std::string::npos)
-            throw IoError(file + ": cannot create: another process has it open (HDF5 file "
-                                 "lock: " + stack + "); choose another file");
+            throw IoError(file +
+                          ": cannot create: another process has it open (HDF5 file "
+                          "lock: " +
+                          stack + "); choose another file");
         throw IoError(file + ": creating the file failed (HDF5: " + stack +
                       "); check that the directory exists and is writable");
     }
@@ -383,8 +394,7 @@ void Writer::Impl::create_file() {
     detail::write_attr(g, schema::kAttrDHead, model.d_head, file, mp);
     detail::write_attr(g, schema::kAttrVocabSize, model.vocab_size, file, mp);
     detail::write_attr(g, schema::kAttrSource, display_utf8(model.source), file, mp);
-    detail::write_attr(g, schema::kAttrWeightsSha256, display_utf8(model.weights_sha256), file,
-                       mp);
+    detail::write_attr(g, schema::kAttrWeightsSha256, display_utf8(model.weights_sha256), file, mp);
     detail::write_string_dataset(f, schema::kConfigJson, display_utf8(model.config_json), file,
                                  schema::kConfigJson);
     detail::create_group(f, schema::kPromptsGroup, file);
@@ -501,8 +511,8 @@ Id Writer::Impl::create_dataset(const std::string& path, DType dtype,
                     H5Dclose, file, path, what);
 }
 
-void Writer::Impl::write_map(hid_t ds, const std::string& path, const FloatRef& data,
-                             DType dtype, float fill) {
+void Writer::Impl::write_map(hid_t ds, const std::string& path, const FloatRef& data, DType dtype,
+                             float fill) {
     // [head, query_pos, key_pos], tile = chunk = (1, c, c). Tiles strictly above the diagonal
     // that hold only the fill value are never written, so their chunks are never allocated.
     const std::int64_t heads = data.shape[0];
@@ -511,6 +521,17 @@ void Writer::Impl::write_map(hid_t ds, const std::string& path, const FloatRef& 
     const std::int64_t nb = (t + c - 1) / c;
     const std::size_t es = element_size(dtype);
     std::vector<unsigned char> tile(static_cast<std::size_t>(c * c) * es);
+    // Without filters a tile is written as its raw chunk (H5Dwrite_chunk): no dataspace
+    // selection, no type path, no chunk cache. Edge chunks are padded with the fill value,
+    // as HDF5 itself stores them. With compression the filtered path below is used.
+    const bool direct = !options.compress;
+    std::vector<unsigned char> fill_elem(es);
+    if (dtype == DType::kF16) {
+        const std::uint16_t b = float_to_half(fill);
+        std::memcpy(fill_elem.data(), &b, es);
+    } else {
+        std::memcpy(fill_elem.data(), &fill, es);
+    }
     Id mtype = file_type(dtype);  // memory type == file type: no HDF5 conversion
     Id fspace = check_id(H5Dget_space(ds), H5Sclose, file, path, "writing map");
     for (std::int64_t h = 0; h < heads; ++h) {
@@ -525,20 +546,45 @@ void Writer::Impl::write_map(hid_t ds, const std::string& path, const FloatRef& 
                 }
                 const auto n = static_cast<std::size_t>(nq * nk);
                 if (ki > qi && tile_is_fill(tile.data(), n, dtype, fill)) continue;
+                if (direct) {
+                    if (nq != c || nk != c) {
+                        // Re-lay the [nq, nk] tile into a full [c, c] chunk, back to front so
+                        // rows never overwrite rows not yet moved.
+                        for (std::int64_t r = nq - 1; r >= 0; --r) {
+                            unsigned char* dst = tile.data() + static_cast<std::size_t>(r * c) * es;
+                            std::memmove(dst, tile.data() + static_cast<std::size_t>(r * nk) * es,
+                                         static_cast<std::size_t>(nk) * es);
+                            for (std::int64_t k = nk; k < c; ++k)
+                                std::memcpy(dst + static_cast<std::size_t>(k) * es, fill_elem.data(), es);
+                        }
+                        for (std::int64_t r = nq; r < c; ++r)
+                            for (std::int64_t k = 0; k < c; ++k)
+                                std::memcpy(tile.data() + static_cast<std::size_t>(r * c + k) * es,
+                                            fill_elem.data(), es);
+                    }
+                    const hsize_t offset[3] = {static_cast<hsize_t>(h), static_cast<hsize_t>(q0),
+                                               static_cast<hsize_t>(k0)};
+                    check(H5Dwrite_chunk(ds, H5P_DEFAULT, 0, offset, tile.size(), tile.data()),
+                          file, path,
+                          "writing map chunk (head " + std::to_string(h) + ", query " +
+                              std::to_string(q0) + ", key " + std::to_string(k0) + ")");
+                    continue;
+                }
                 const hsize_t start[3] = {static_cast<hsize_t>(h), static_cast<hsize_t>(q0),
                                           static_cast<hsize_t>(k0)};
                 const hsize_t count[3] = {1, static_cast<hsize_t>(nq), static_cast<hsize_t>(nk)};
                 check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count,
                                           nullptr),
                       file, path, "selecting a map tile");
-                const hsize_t mn = n;
-                Id mspace = check_id(H5Screate_simple(1, &mn, nullptr), H5Sclose, file, path,
+                // Memory space of the same shape as the file selection: HDF5 then maps the
+                // tile to its chunk directly instead of element by element.
+                Id mspace = check_id(H5Screate_simple(3, count, nullptr), H5Sclose, file, path,
                                      "writing map");
-                check(H5Dwrite(ds, mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT,
-                               tile.data()),
-                      file, path,
-                      "writing map tile (head " + std::to_string(h) + ", query " +
-                          std::to_string(q0) + ", key " + std::to_string(k0) + ")");
+                check(
+                    H5Dwrite(ds, mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, tile.data()),
+                    file, path,
+                    "writing map tile (head " + std::to_string(h) + ", query " +
+                        std::to_string(q0) + ", key " + std::to_string(k0) + ")");
             }
         }
     }
@@ -576,19 +622,18 @@ void Writer::Impl::write_array(hid_t ds, const std::string& path, const FloatRef
         std::vector<hsize_t> start(rank, 0), count(data.shape.begin(), data.shape.end());
         start[0] = r0;
         count[0] = nr;
-        check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr,
-                                  count.data(), nullptr),
+        check(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(),
+                                  nullptr),
               file, path, "selecting rows");
         Id mspace = check_id(H5Screate_simple(rank, count.data(), nullptr), H5Sclose, file, path,
                              "writing array");
-        check(H5Dwrite(ds, mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()),
-              file, path, "writing array rows");
+        check(H5Dwrite(ds, mtype.get(), mspace.get(), fspace.get(), H5P_DEFAULT, buf.data()), file,
+              path, "writing array rows");
     }
 }
 
 void Writer::Impl::write_array_attrs(hid_t ds, const std::string& path, const std::string& dims,
-                                     std::int64_t layer,
-                                     const std::vector<std::int64_t>* heads) {
+                                     std::int64_t layer, const std::vector<std::int64_t>* heads) {
     detail::write_attr(ds, schema::kAttrDims, dims, file, path);
     if (layer >= 0) detail::write_attr(ds, schema::kAttrLayer, layer, file, path);
     if (heads != nullptr) detail::write_attr(ds, schema::kAttrHeads, *heads, file, path);
@@ -603,8 +648,8 @@ void Writer::Impl::write_float_dataset(const std::string& path, const std::strin
                              "each is written once per run and prompt");
     std::vector<hsize_t> chunk;
     if (is_map) {
-        const auto c = static_cast<hsize_t>(std::min<std::int64_t>(data.shape[1],
-                                                                   schema::kMapChunk));
+        const auto c =
+            static_cast<hsize_t>(std::min<std::int64_t>(data.shape[1], schema::kMapChunk));
         chunk = {1, c, c};
     } else if (!data.shape.empty()) {
         chunk.assign(data.shape.begin(), data.shape.end());
@@ -677,11 +722,23 @@ Writer::~Writer() noexcept {
     if (impl_) {
         auto lock = detail::hdf5_lock();
         impl_->abandon();
+        impl_.reset();
     }
 }
 
 Writer::Writer(Writer&&) noexcept = default;
-Writer& Writer::operator=(Writer&&) noexcept = default;
+
+Writer& Writer::operator=(Writer&& other) noexcept {
+    if (this != &other) {
+        if (impl_) {
+            auto lock = detail::hdf5_lock();
+            impl_->abandon();
+            impl_.reset();
+        }
+        impl_ = std::move(other.impl_);
+    }
+    return *this;
+}
 
 void Writer::begin_prompt(const Prompt& prompt) {
     auto lock = detail::hdf5_lock();
@@ -708,8 +765,8 @@ void Writer::begin_prompt(const Prompt& prompt) {
         const std::string pp = schema::prompt_path(prompt.id);
         const std::string rp = schema::run_prompt_path(m.run.name, prompt.id);
         if (detail::exists(m.fid.get(), rp))
-            detail::throw_schema(m.file, rp, "prompt " + id + " is already stored in run '" +
-                                                 m.run.name + "'",
+            detail::throw_schema(m.file, rp,
+                                 "prompt " + id + " is already stored in run '" + m.run.name + "'",
                                  "each prompt id is written once per run");
         std::uint64_t text_bytes = prompt.text.size() + prompt.tokens.size() * 4;
         for (const auto& t : prompt.token_str) text_bytes += t.size() * 4 + 16;
@@ -765,10 +822,10 @@ void Writer::write_hook(std::string_view hook, const FloatRef& data, const HookO
         if (d <= 0) throw ShapeError(where + ": shape " + shape + " has an empty axis");
     if (data.data == nullptr) throw ShapeError(where + ": no data (null pointer)");
     auto is_pos_len = [&](std::int64_t v) { return v == m.n_tokens || v == m.n_prompt_tokens; };
-    const std::string tokens_str = std::to_string(m.n_tokens) +
-                                   (m.n_prompt_tokens != m.n_tokens
-                                        ? " (or " + std::to_string(m.n_prompt_tokens) + ")"
-                                        : std::string());
+    const std::string tokens_str =
+        std::to_string(m.n_tokens) + (m.n_prompt_tokens != m.n_tokens
+                                          ? " (or " + std::to_string(m.n_prompt_tokens) + ")"
+                                          : std::string());
     if (is_map) {
         if (dims != schema::kMapDims)
             throw ShapeError(where + ": attention maps have dims '" + schema::kMapDims +
@@ -777,9 +834,9 @@ void Writer::write_hook(std::string_view hook, const FloatRef& data, const HookO
             throw ShapeError(where + ": map shape " + shape + " must be [head, T, T] with T = " +
                              tokens_str + ", the prompt's tokens");
     } else if (axes.front() == "pos" && !is_pos_len(data.shape[0])) {
-        throw ShapeError(where + ": shape " + shape + " has pos = " +
-                         std::to_string(data.shape[0]) + " but the prompt has " + tokens_str +
-                         " tokens");
+        throw ShapeError(where + ": shape " + shape +
+                         " has pos = " + std::to_string(data.shape[0]) + " but the prompt has " +
+                         tokens_str + " tokens");
     }
     std::vector<std::int64_t> heads;
     const auto head_axis = std::find(axes.begin(), axes.end(), "head");
@@ -811,8 +868,8 @@ void Writer::write_hook(std::string_view hook, const FloatRef& data, const HookO
         dtype = m.run.map_dtype;
     else
         dtype = data.element == Element::kF32 ? DType::kF32 : DType::kF16;
-    const float fill = hn.site == Site::kAttnScores ? -std::numeric_limits<float>::infinity()
-                                                      : 0.0f;
+    const float fill =
+        hn.site == Site::kAttnScores ? -std::numeric_limits<float>::infinity() : 0.0f;
     m.guard([&] {
         const std::string path = m.prompt_path + "/" + schema::hook_to_path(name);
         m.write_float_dataset(path, "hook " + name, data, dtype, dims,
@@ -831,8 +888,8 @@ void check_metric(const std::string& where, std::string_view name, const FloatRe
     const auto axes = detail::split_dims(info.dims);
     if (axes.size() != data.shape.size())
         throw ShapeError(where + ": metric " + std::string(name) + " shape " +
-                         detail::shape_string(data.shape) + " does not match dims '" +
-                         info.dims + "'");
+                         detail::shape_string(data.shape) + " does not match dims '" + info.dims +
+                         "'");
     for (const auto d : data.shape)
         if (d <= 0)
             throw ShapeError(where + ": metric " + std::string(name) + " shape " +
@@ -854,8 +911,7 @@ void Writer::write_metric(std::string_view name, const FloatRef& data, const Met
     if (!m.prompt_open) throw std::logic_error("store::Writer::write_metric: no prompt is open");
     check_metric(m.file + ": prompt " + schema::prompt_id(m.prompt_id), name, data, info);
     m.guard([&] {
-        const std::string path =
-            m.prompt_path + "/" + schema::kMetrics + "/" + std::string(name);
+        const std::string path = m.prompt_path + "/" + schema::kMetrics + "/" + std::string(name);
         m.write_float_dataset(path, "metric " + std::string(name), data, DType::kF32, info.dims,
                               nullptr, -1, false, 0.0f, &info);
     });
@@ -873,8 +929,8 @@ void Writer::end_prompt() {
                            m.run_path);
         if (H5Fflush(m.fid.get(), H5F_SCOPE_GLOBAL) < 0)
             detail::throw_io(m.file, m.prompt_path, "flushing the prompt",
-                             "check free disk space; the file holds the " +
-                                 std::to_string(m.done) + " prompts finished before");
+                             "check free disk space; the file holds the " + std::to_string(m.done) +
+                                 " prompts finished before");
         if (m.options.fsync && !detail::fsync_file(m.fid.get()))
             throw IoError(m.file + ": fsync after prompt " + schema::prompt_id(m.prompt_id) +
                           " failed; check the disk");
@@ -885,8 +941,7 @@ void Writer::end_prompt() {
     });
 }
 
-void Writer::write_run_metric(std::string_view name, const FloatRef& data,
-                              const MetricInfo& info) {
+void Writer::write_run_metric(std::string_view name, const FloatRef& data, const MetricInfo& info) {
     auto lock = detail::hdf5_lock();
     Impl& m = *impl_;
     m.require_usable("write_run_metric");
@@ -919,8 +974,7 @@ void Writer::close() {
     }
     m.guard([&] {
         m.reserve(0, m.run_path);
-        detail::write_attr_bool(m.run_group.get(), schema::kAttrComplete, true, m.file,
-                                m.run_path);
+        detail::write_attr_bool(m.run_group.get(), schema::kAttrComplete, true, m.file, m.run_path);
         check(H5Fflush(m.fid.get(), H5F_SCOPE_GLOBAL), m.file, "", "flushing at close");
         detail::trim_file(m.fid.get());
         if (m.options.fsync) detail::fsync_file(m.fid.get());

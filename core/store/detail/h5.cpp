@@ -215,8 +215,8 @@ Id create_group(hid_t loc, const std::string& path, const std::string& file) {
     Id lcpl = check_id(H5Pcreate(H5P_LINK_CREATE), H5Pclose, file, path, "creating property list");
     check(H5Pset_create_intermediate_group(lcpl.get(), 1), file, path, "setting property");
     check(H5Pset_char_encoding(lcpl.get(), H5T_CSET_UTF8), file, path, "setting property");
-    return check_id(H5Gcreate2(loc, path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
-                    H5Gclose, file, path, "creating group");
+    return check_id(H5Gcreate2(loc, path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                    file, path, "creating group");
 }
 
 namespace {
@@ -228,8 +228,7 @@ herr_t collect_cb(hid_t /*group*/, const char* name, const H5L_info_t* /*info*/,
 
 }  // namespace
 
-std::vector<std::string> list_links(hid_t group, const std::string& path,
-                                    const std::string& file) {
+std::vector<std::string> list_links(hid_t group, const std::string& path, const std::string& file) {
     std::vector<std::string> names;
     hsize_t idx = 0;
     if (H5Literate(group, H5_INDEX_NAME, H5_ITER_INC, &idx, collect_cb, &names) < 0)
@@ -253,8 +252,8 @@ void write_attr_raw(hid_t obj, const char* name, hid_t type, hid_t space, const 
                     const std::string& file, const std::string& path) {
     delete_attr_if_present(obj, name, file, path);
     const std::string what = std::string("writing attribute '") + name + "'";
-    Id attr = check_id(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
-                       file, path, what);
+    Id attr = check_id(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose, file,
+                       path, what);
     check(H5Awrite(attr.get(), type, buf), file, path, what);
 }
 
@@ -292,9 +291,9 @@ std::vector<std::string> read_strings(hid_t obj, bool is_attr, hid_t ftype, std:
         check(H5Tset_size(mtype.get(), H5T_VARIABLE), file, path, what);
         check(H5Tset_cset(mtype.get(), H5Tget_cset(ftype)), file, path, what);
         std::vector<char*> ptrs(n, nullptr);
-        const herr_t st = is_attr ? H5Aread(obj, mtype.get(), ptrs.data())
-                                  : H5Dread(obj, mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                            ptrs.data());
+        const herr_t st =
+            is_attr ? H5Aread(obj, mtype.get(), ptrs.data())
+                    : H5Dread(obj, mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data());
         if (st < 0) throw_io(file, path, what);
         for (char* p : ptrs) {
             out.emplace_back(p != nullptr ? p : "");
@@ -306,9 +305,9 @@ std::vector<std::string> read_strings(hid_t obj, bool is_attr, hid_t ftype, std:
     if (size == 0) throw_schema(file, path, label + " is a string of size 0");
     Id mtype = check_id(H5Tcopy(ftype), H5Tclose, file, path, what);
     std::vector<char> buf(size * n + 1, '\0');
-    const herr_t st = is_attr ? H5Aread(obj, mtype.get(), buf.data())
-                              : H5Dread(obj, mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                                        buf.data());
+    const herr_t st = is_attr
+                          ? H5Aread(obj, mtype.get(), buf.data())
+                          : H5Dread(obj, mtype.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
     if (st < 0) throw_io(file, path, what);
     const bool space_pad = H5Tget_strpad(ftype) == H5T_STR_SPACEPAD;
     for (std::size_t i = 0; i < n; ++i) {
@@ -353,8 +352,8 @@ void write_attr(hid_t obj, const char* name, const std::vector<std::int64_t>& va
     delete_attr_if_present(obj, name, file, path);
     Id attr = check_id(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                        H5Aclose, file, path, what);
-    if (!values.empty()) check(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()), file, path,
-                               what);
+    if (!values.empty())
+        check(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()), file, path, what);
 }
 
 void write_attr_bool(hid_t obj, const char* name, bool value, const std::string& file,
@@ -372,16 +371,15 @@ bool has_attr(hid_t obj, const char* name) {
 }
 
 std::optional<std::string> read_attr_string_opt(hid_t obj, const char* name,
-                                                const std::string& file,
-                                                const std::string& path) {
+                                                const std::string& file, const std::string& path) {
     auto attr = open_attr(obj, name, file, path);
     if (!attr) return std::nullopt;
-    Id type = check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " +
-                       attr_label(name));
+    Id type =
+        check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " + attr_label(name));
     if (H5Tget_class(type.get()) != H5T_STRING)
         throw_schema(file, path, attr_label(name) + " is not a string");
-    Id space = check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " +
-                        attr_label(name));
+    Id space =
+        check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " + attr_label(name));
     if (n_elements(space.get()) != 1)
         throw_schema(file, path, attr_label(name) + " is not a single string");
     return read_strings(attr->get(), true, type.get(), 1, file, path, attr_label(name)).front();
@@ -394,16 +392,16 @@ std::string read_attr_string(hid_t obj, const char* name, const std::string& fil
     return *v;
 }
 
-std::optional<std::int64_t> read_attr_int_opt(hid_t obj, const char* name,
-                                              const std::string& file, const std::string& path) {
+std::optional<std::int64_t> read_attr_int_opt(hid_t obj, const char* name, const std::string& file,
+                                              const std::string& path) {
     auto attr = open_attr(obj, name, file, path);
     if (!attr) return std::nullopt;
-    Id type = check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " +
-                       attr_label(name));
+    Id type =
+        check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " + attr_label(name));
     if (H5Tget_class(type.get()) != H5T_INTEGER)
         throw_schema(file, path, attr_label(name) + " is not an integer");
-    Id space = check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " +
-                        attr_label(name));
+    Id space =
+        check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " + attr_label(name));
     if (n_elements(space.get()) != 1)
         throw_schema(file, path, attr_label(name) + " is not a single integer");
     std::int64_t v = 0;
@@ -422,12 +420,12 @@ std::vector<std::int64_t> read_attr_ints(hid_t obj, const char* name, const std:
                                          const std::string& path) {
     auto attr = open_attr(obj, name, file, path);
     if (!attr) throw_schema(file, path, attr_label(name) + " is missing");
-    Id type = check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " +
-                       attr_label(name));
+    Id type =
+        check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " + attr_label(name));
     if (H5Tget_class(type.get()) != H5T_INTEGER)
         throw_schema(file, path, attr_label(name) + " is not an integer list");
-    Id space = check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " +
-                        attr_label(name));
+    Id space =
+        check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " + attr_label(name));
     const std::int64_t n = n_elements(space.get());
     if (n <= 0) return {};
     if (H5Sget_simple_extent_ndims(space.get()) > 1)
@@ -438,14 +436,13 @@ std::vector<std::int64_t> read_attr_ints(hid_t obj, const char* name, const std:
     return v;
 }
 
-bool read_attr_bool(hid_t obj, const char* name, const std::string& file,
-                    const std::string& path) {
+bool read_attr_bool(hid_t obj, const char* name, const std::string& file, const std::string& path) {
     auto attr = open_attr(obj, name, file, path);
     if (!attr) throw_schema(file, path, attr_label(name) + " is missing");
-    Id type = check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " +
-                       attr_label(name));
-    Id space = check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " +
-                        attr_label(name));
+    Id type =
+        check_id(H5Aget_type(attr->get()), H5Tclose, file, path, "reading " + attr_label(name));
+    Id space =
+        check_id(H5Aget_space(attr->get()), H5Sclose, file, path, "reading " + attr_label(name));
     if (n_elements(space.get()) != 1)
         throw_schema(file, path, attr_label(name) + " is not a single value");
     const H5T_class_t cls = H5Tget_class(type.get());
@@ -508,8 +505,7 @@ std::string read_string_dataset(hid_t dataset, const std::string& file, const st
 std::vector<std::string> read_strings_dataset(hid_t dataset, const std::string& file,
                                               const std::string& path) {
     Id type = check_id(H5Dget_type(dataset), H5Tclose, file, path, "reading strings");
-    if (H5Tget_class(type.get()) != H5T_STRING)
-        throw_schema(file, path, "is not a string dataset");
+    if (H5Tget_class(type.get()) != H5T_STRING) throw_schema(file, path, "is not a string dataset");
     Id space = check_id(H5Dget_space(dataset), H5Sclose, file, path, "reading strings");
     if (H5Sget_simple_extent_ndims(space.get()) != 1)
         throw_schema(file, path, "is not a 1-D string dataset");
@@ -627,8 +623,7 @@ int reserve_space(hid_t file, std::uint64_t end) noexcept {
     if (end <= size) return 0;
 #ifdef __linux__
     // Mode 0 extends the file and allocates blocks; only the part past the current end.
-    if (::fallocate(fd, 0, static_cast<off_t>(size), static_cast<off_t>(end - size)) == 0)
-        return 0;
+    if (::fallocate(fd, 0, static_cast<off_t>(size), static_cast<off_t>(end - size)) == 0) return 0;
     const int err = errno;
     if (err == EOPNOTSUPP || err == ENOSYS) return 0;
     return err;
@@ -642,7 +637,8 @@ void trim_file(hid_t file) noexcept {
     const std::uint64_t end = file_size(file);  // max(HDF5's end of file, end of allocation)
     struct stat st {};
     if (fd < 0 || end == 0 || ::fstat(fd, &st) != 0) return;
-    if (static_cast<std::uint64_t>(st.st_size) > end) (void)::ftruncate(fd, static_cast<off_t>(end));
+    if (static_cast<std::uint64_t>(st.st_size) > end)
+        (void)::ftruncate(fd, static_cast<off_t>(end));
 }
 
 std::uint64_t file_size(hid_t file) noexcept {

@@ -98,8 +98,7 @@ Id open_dataset(hid_t loc, const std::string& path, const std::string& file);
 /// Creates the group at `path`, with missing intermediate groups. IoError on failure.
 Id create_group(hid_t loc, const std::string& path, const std::string& file);
 /// Names of the links in the group at `path`, in name order.
-std::vector<std::string> list_links(hid_t group, const std::string& path,
-                                    const std::string& file);
+std::vector<std::string> list_links(hid_t group, const std::string& path, const std::string& file);
 
 // --- attributes (writers replace an existing attribute of the same name) ---------------------
 
@@ -119,15 +118,14 @@ std::optional<std::string> read_attr_string_opt(hid_t obj, const char* name,
                                                 const std::string& file, const std::string& path);
 std::string read_attr_string(hid_t obj, const char* name, const std::string& file,
                              const std::string& path);
-std::optional<std::int64_t> read_attr_int_opt(hid_t obj, const char* name,
-                                              const std::string& file, const std::string& path);
+std::optional<std::int64_t> read_attr_int_opt(hid_t obj, const char* name, const std::string& file,
+                                              const std::string& path);
 std::int64_t read_attr_int(hid_t obj, const char* name, const std::string& file,
                            const std::string& path);
 std::vector<std::int64_t> read_attr_ints(hid_t obj, const char* name, const std::string& file,
                                          const std::string& path);
 /// Accepts h5py's bool enum and any integer type (non-zero is true).
-bool read_attr_bool(hid_t obj, const char* name, const std::string& file,
-                    const std::string& path);
+bool read_attr_bool(hid_t obj, const char* name, const std::string& file, const std::string& path);
 
 // --- string datasets -------------------------------------------------------------------------
 

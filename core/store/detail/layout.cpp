@@ -54,8 +54,8 @@ VersionCheck check_version(hid_t file, const std::string& file_name) {
         return out;
     }
     if (*schema_name != schema::kSchemaName) {
-        out.reason = "root attribute 'schema' is '" + *schema_name + "', not '" +
-                     schema::kSchemaName + "'";
+        out.reason =
+            "root attribute 'schema' is '" + *schema_name + "', not '" + schema::kSchemaName + "'";
         return out;
     }
     std::optional<std::string> version;
@@ -87,15 +87,15 @@ VersionCheck check_version(hid_t file, const std::string& file_name) {
     return out;
 }
 
-std::string other_major_message(const std::string& file_name, const FileInfo& info,
-                                bool writing) {
+std::string other_major_message(const std::string& file_name, const FileInfo& info, bool writing) {
     const bool newer = info.major > schema::kMajor;
     std::string msg = file_name + ": written with attnscope HDF5 schema " + info.schema_version +
                       (newer ? " (by a newer attnscope)" : " (by an older attnscope)") +
                       "; this build supports schema " + supported();
     if (writing) {
-        msg += "; a file this build cannot read is never modified, even with --force: write to "
-               "another file";
+        msg +=
+            "; a file this build cannot read is never modified, even with --force: write to "
+            "another file";
         msg += newer ? ", or upgrade attnscope" : "";
     } else {
         msg += newer ? "; upgrade attnscope to read it"
@@ -128,8 +128,8 @@ ModelInfo read_model(hid_t file, const std::string& file_name) {
     m.source = read_attr_string_opt(g.get(), schema::kAttrSource, file_name, path).value_or("");
     m.weights_sha256 =
         read_attr_string_opt(g.get(), schema::kAttrWeightsSha256, file_name, path).value_or("");
-    for (const auto* v : {&m.n_layers, &m.n_heads, &m.n_kv_heads, &m.d_model, &m.d_head,
-                          &m.vocab_size})
+    for (const auto* v :
+         {&m.n_layers, &m.n_heads, &m.n_kv_heads, &m.d_model, &m.d_head, &m.vocab_size})
         if (*v <= 0) throw_schema(file_name, path, "model sizes must be positive");
     Id ds = open_dataset(file, schema::kConfigJson, file_name);
     m.config_json = read_string_dataset(ds.get(), file_name, schema::kConfigJson);
@@ -169,8 +169,8 @@ std::vector<std::int32_t> read_tokens(hid_t file, std::int64_t id, const std::st
         throw_schema(file_name, path, "tokens must be a 32-bit integer dataset");
     const auto shape = dataset_shape(ds.get(), file_name, path);
     if (shape.size() != 1)
-        throw_schema(file_name, path, "tokens must have rank 1, found shape " +
-                                          shape_string(shape));
+        throw_schema(file_name, path,
+                     "tokens must have rank 1, found shape " + shape_string(shape));
     std::vector<std::int32_t> tokens(static_cast<std::size_t>(shape[0]));
     if (!tokens.empty())
         check(H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data()),

@@ -16,9 +16,9 @@ namespace attnscope::store::detail {
 /// What the root attributes say about a file.
 struct VersionCheck {
     enum class Status {
-        kOk,             ///< attnscope file of a supported major
-        kNotAttnscope,   ///< schema attribute missing or wrong, or version unparseable
-        kOtherMajor,     ///< attnscope file of another major
+        kOk,            ///< attnscope file of a supported major
+        kNotAttnscope,  ///< schema attribute missing or wrong, or version unparseable
+        kOtherMajor,    ///< attnscope file of another major
     };
     Status status = Status::kNotAttnscope;
     std::string reason;  ///< for kNotAttnscope: what is wrong
@@ -34,8 +34,7 @@ VersionCheck check_version(hid_t file, const std::string& file_name);
 FileInfo require_supported(hid_t file, const std::string& file_name);
 
 /// The SchemaError message for a file of another major (shared by reader and writer).
-std::string other_major_message(const std::string& file_name, const FileInfo& info,
-                                bool writing);
+std::string other_major_message(const std::string& file_name, const FileInfo& info, bool writing);
 
 /// Reads and validates /model and /model/config_json.
 ModelInfo read_model(hid_t file, const std::string& file_name);
