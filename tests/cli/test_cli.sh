@@ -102,5 +102,18 @@ echo '{"x":1}' > "$TMP/notes.txt"
 expect 1 "output path that is not an attnscope file" -- "$A" capture --model "$FIX/tiny-llama" --prompt x --out "$TMP/notes.txt"
 [ "$(cat "$TMP/notes.txt")" = '{"x":1}' ] || { echo "FAIL: capture clobbered a foreign file"; fails=$((fails+1)); }
 
+# --- analyze ---
+expect 0 "analyze live" -- "$A" analyze --model "$FIX/tiny-llama" --prompts "$TMP/prompts.txt"
+contains "sink ratio" "analyze table"
+expect 0 "analyze from a capture, csv + h5 out" -- "$A" analyze --in "$TMP/c.h5" --run main --csv "$TMP/a.csv" --out "$TMP/a.h5"
+[ "$(wc -l < "$TMP/a.csv")" -eq $((1 + 2 * 2 * 4)) ] || { echo "FAIL: csv rows (want header + 2 prompts x 2 layers x 4 heads)"; fails=$((fails+1)); }
+expect 0 "analyze json" -- "$A" analyze --model "$FIX/tiny-llama" --prompt "a b c d e f" --json
+contains '"percent_outside_layer0"' "json has the sink ratio"
+expect 2 "unknown metric" -- "$A" analyze --model "$FIX/tiny-llama" --prompt x --metrics entropy,bogus
+contains "bogus" "metric named"
+expect 1 "capture lacking layers" -- "$A" analyze --in "$TMP/c.h5" --run r2
+contains "Re-capture" "what to do"
+expect 1 "analyze input is not HDF5" -- "$A" analyze --in "$TMP/notes.txt"
+
 echo "cli tests: $((n - fails))/$n passed"
 [ "$fails" -eq 0 ]
