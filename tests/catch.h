@@ -6,6 +6,8 @@
 #include <catch2/catch_approx.hpp>
 #include <catch2/catch_test_macros.hpp>
 #include <catch2/generators/catch_generators.hpp>
+// v2 puts Approx in the global namespace; v3 only in Catch::.
+using Catch::Approx;
 #else
 #include <catch2/catch.hpp>
 #endif

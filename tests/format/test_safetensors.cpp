@@ -1,6 +1,7 @@
 // Tests for core/format/safetensors: every file is built byte by byte in the test (header JSON
 // written by hand), so each malformation is visible in the code that produces it.
 #include "tests/catch.h"
+#include "tests/remove_tree.h"
 
 #include <unistd.h>
 
@@ -44,8 +45,7 @@ public:
         fs::create_directories(path_);
     }
     ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
+        attnscope::test::remove_tree(path_);
     }
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;

@@ -15,6 +15,8 @@
 
 #include <unistd.h>
 
+#include "tests/remove_tree.h"
+
 namespace attnscope::test {
 
 inline void write_safetensors(const std::filesystem::path& path,
@@ -131,7 +133,7 @@ inline nlohmann::json tiny_config(const TinySpec& s) {
 /// Writes the folder and returns it. `dir` is created (and emptied) first.
 inline std::filesystem::path make_tiny_checkpoint(const std::filesystem::path& dir,
                                                   const TinySpec& s) {
-    std::filesystem::remove_all(dir);
+    remove_tree(dir);
     std::filesystem::create_directories(dir);
     std::ofstream(dir / "config.json") << tiny_config(s).dump(2);
     write_safetensors(dir / "model.safetensors", tiny_weights(s));

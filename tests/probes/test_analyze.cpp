@@ -30,6 +30,7 @@
 #include "core/store/writer.h"
 #include "core/text/tokenizer.h"
 #include "tests/catch.h"
+#include "tests/remove_tree.h"
 
 #if __has_include(<catch2/catch_test_macros.hpp>)
 using Catch::Approx;
@@ -62,8 +63,7 @@ public:
         fs::create_directories(path_);
     }
     ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
+        attnscope::test::remove_tree(path_);
     }
     fs::path operator/(const std::string& name) const { return path_ / name; }
 

@@ -4,7 +4,9 @@
 // Files are made by the store itself, or with raw HDF5 calls where a test needs a file the
 // store would never write.
 #include "tests/catch.h"
+#include "tests/remove_tree.h"
 
+#include <algorithm>
 #include <hdf5.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -74,8 +76,7 @@ public:
         fs::create_directories(path_);
     }
     ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
+        attnscope::test::remove_tree(path_);
     }
     TempDir(const TempDir&) = delete;
     TempDir& operator=(const TempDir&) = delete;

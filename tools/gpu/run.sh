@@ -9,7 +9,12 @@ OUT=${OUT:-$PWD/gpu-out}
 mkdir -p "$OUT"
 TORCH_PREFIX=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
 extra=()
-# ICU headers may be missing there; a folder carried from Debian (tools/gpu/carry-icu.sh) fills in.
+# ICU headers may be missing there; Debian's libicu-dev/libicu72, unpacked into
+# .device-carry/icu (or shipped as .device-carry/icu-tar/icu.tar.xz to fit the transfer limit),
+# fill in.
+if [ ! -f /usr/include/unicode/uchar.h ] && [ ! -d .device-carry/icu ] && [ -f .device-carry/icu-tar/icu.tar.xz ]; then
+  tar xJf .device-carry/icu-tar/icu.tar.xz -C .device-carry
+fi
 if [ ! -f /usr/include/unicode/uchar.h ] && [ -d .device-carry/icu ]; then
   icu=$PWD/.device-carry/icu/usr
   extra+=(-DICU_INCLUDE_DIR="$icu/include"
@@ -24,7 +29,7 @@ fi
 } | tee "$OUT/gpu-env.txt"
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$TORCH_PREFIX" \
   "${extra[@]}" 2>&1 | tee "$OUT/gpu-configure.log" || exit 1
-cmake --build build-gpu 2>&1 | tail -50 | tee "$OUT/gpu-build.log"
+cmake --build build-gpu -- -k 0 2>&1 | tail -50 | tee "$OUT/gpu-build.log"
 [ "${PIPESTATUS[0]}" -eq 0 ] || exit 1
 ctest --test-dir build-gpu --output-on-failure 2>&1 | tee "$OUT/gpu-ctest.log"
 build-gpu/bin/attnscope_tests_model "[gpu]" -s 2>&1 | tail -5 | tee -a "$OUT/gpu-ctest.log"
