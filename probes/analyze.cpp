@@ -336,6 +336,29 @@ void Analyzer::add_pattern(std::int64_t layer, const at::Tensor& pattern) {
     s.seen_pattern.insert(layer);
 }
 
+void Analyzer::add_pattern_chunk(std::int64_t layer, const at::Tensor& rows, std::int64_t q0) {
+    State& s = *st_;
+    if (!s.open) throw std::logic_error("Analyzer::add_pattern_chunk: no prompt is open");
+    if (!std::binary_search(pattern_layers_.begin(), pattern_layers_.end(), layer)) return;
+    const std::int64_t n = s.p.n_tokens;
+    if (rows.dim() != 3 || rows.size(0) != n_heads_ || rows.size(2) != n || q0 < 0 ||
+        q0 + rows.size(1) > n) {
+        std::ostringstream m;
+        m << "analyze: prompt " << s.p.id << " layer " << layer << ": attention rows of shape "
+          << rows.sizes() << " at query " << q0 << ", expected [head, q, T] with T = " << n;
+        throw ShapeError(m.str());
+    }
+    if (s.acc) s.acc->add(layer, rows, q0);
+    if (s.sink_acc && s.sink_acc->wants(layer)) {
+        const std::int64_t t = s.p.sink_T;
+        if (q0 < t) {
+            const std::int64_t c = std::min(rows.size(1), t - q0);
+            s.sink_acc->add(layer, rows.narrow(1, 0, c).narrow(2, 0, t), q0);
+        }
+    }
+    if (q0 + rows.size(1) == n) s.seen_pattern.insert(layer);
+}
+
 void Analyzer::add_resid(std::int64_t layer, const at::Tensor& resid) {
     State& s = *st_;
     if (!s.open) throw std::logic_error("Analyzer::add_resid: no prompt is open");
@@ -502,9 +525,11 @@ PromptAnalysis analyze_live(Analyzer& a, model::Model& m, const format::PromptIn
 
     std::vector<model::HookHandle> handles;
     for (auto l : a.pattern_layers())
-        handles.push_back(m.hooks().add_observer(
+        handles.push_back(m.hooks().add_chunk_observer(
             HookName{static_cast<int>(l), Site::kPattern},
-            [&a](const HookName& h, const at::Tensor& x) { a.add_pattern(h.layer, x[0]); }));
+            [&a](const HookName& h, const at::Tensor& x, std::int64_t q0) {
+                a.add_pattern_chunk(h.layer, x[0], q0);
+            }));
     for (auto l : a.resid_layers())
         handles.push_back(m.hooks().add_observer(
             HookName{static_cast<int>(l), Site::kResidPost},

@@ -197,6 +197,10 @@ public:
     /// One layer's whole pattern [head, T, T] (any floating dtype, any device). Layers not in
     /// pattern_layers() are ignored. Throws ShapeError for a shape other than [n_heads, T, T].
     void add_pattern(std::int64_t layer, const at::Tensor& pattern);
+    /// Query rows [q_offset, q_offset + q) of one layer's pattern, `rows` [head, q, T]; every row
+    /// of the layer must arrive exactly once (the model's chunked attention path). Same results
+    /// as add_pattern with the whole map.
+    void add_pattern_chunk(std::int64_t layer, const at::Tensor& rows, std::int64_t q_offset);
     /// One layer's residual stream [T, d_model] (hook_resid_post). Ignored unless massive.
     void add_resid(std::int64_t layer, const at::Tensor& resid);
     /// Computes the prompt's metrics and adds them to the dataset. Throws ConfigError when a

@@ -11,8 +11,9 @@ namespace detail {
 
 struct Entry {
     std::uint64_t id;
-    Observer observer;  // exactly one of observer / editor is set
+    Observer observer;  // exactly one of observer / editor / chunk is set
     Editor editor;
+    ChunkObserver chunk;
 };
 
 // Per point: the entries in registration order. Points are indexed (layer + 1) * kNumSites +
@@ -23,6 +24,7 @@ struct HookState {
     std::vector<std::vector<Entry>> table;
     std::uint64_t next_id = 1;
     std::size_t count = 0;
+    std::int64_t chunk_elements = std::int64_t{1} << 24;
 
     std::size_t index(int layer, Site site) const {
         return static_cast<std::size_t>(layer + 1) * kNumSites + static_cast<std::size_t>(site);
@@ -86,10 +88,11 @@ std::vector<HookName> HookRegistry::match(std::string_view pattern) const {
     return out;
 }
 
-HookHandle HookRegistry::add(std::vector<HookName> targets, Observer obs, Editor ed) {
+HookHandle HookRegistry::add(std::vector<HookName> targets, Observer obs, Editor ed,
+                             ChunkObserver chunk) {
     const std::uint64_t id = state_->next_id++;
     for (const HookName& h : targets) {
-        state_->table[state_->index(h.layer, h.site)].push_back({id, obs, ed});
+        state_->table[state_->index(h.layer, h.site)].push_back({id, obs, ed, chunk});
         ++state_->count;
     }
     return HookHandle(state_, id);
@@ -124,6 +127,30 @@ HookHandle HookRegistry::add_editor(const HookName& name, Editor fn) {
     return add_editor(name.to_string(), std::move(fn));
 }
 
+HookHandle HookRegistry::add_chunk_observer(const HookName& name, ChunkObserver fn) {
+    if (name.site != Site::kPattern)
+        throw HookError("chunk observers read attention patterns only; " + name.to_string() +
+                        " is not a blocks.L.attn.hook_pattern point");
+    return add(require_match(*this, name.to_string()), nullptr, nullptr, std::move(fn));
+}
+
+bool HookRegistry::pattern_chunked(int layer) const {
+    if (!active(layer, Site::kPattern) || active(layer, Site::kAttnScores)) return false;
+    for (const auto& e : state_->table[state_->index(layer, Site::kPattern)])
+        if (!e.chunk) return false;
+    return true;
+}
+
+void HookRegistry::run_pattern_chunk(int layer, const at::Tensor& rows, std::int64_t q_offset) const {
+    const std::vector<detail::Entry> entries = state_->table[state_->index(layer, Site::kPattern)];
+    const HookName name{layer, Site::kPattern};
+    for (const auto& e : entries)
+        if (e.chunk) e.chunk(name, rows, q_offset);
+}
+
+void HookRegistry::set_chunk_elements(std::int64_t n) { state_->chunk_elements = std::max<std::int64_t>(1, n); }
+std::int64_t HookRegistry::chunk_elements() const { return state_->chunk_elements; }
+
 bool HookRegistry::active(int layer, Site site) const {
     if (state_->count == 0 || !state_->valid_layer(layer)) return false;
     return !state_->table[state_->index(layer, site)].empty();
@@ -155,8 +182,11 @@ at::Tensor HookRegistry::run(int layer, Site site, at::Tensor x) const {
         }
         x = std::move(y);
     }
-    for (const auto& e : entries)
+    for (const auto& e : entries) {
         if (e.observer) e.observer(name, x);
+        // Full-path fallback for chunk observers: all rows at once; rows are the last slots.
+        if (e.chunk) e.chunk(name, x, x.size(-1) - x.size(-2));
+    }
     return x;
 }
 

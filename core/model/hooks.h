@@ -23,6 +23,11 @@ namespace attnscope::model {
 using Observer = std::function<void(const HookName&, const at::Tensor&)>;
 /// Returns a replacement for the tensor at a hook point: same shape, dtype and device.
 using Editor = std::function<at::Tensor(const HookName&, const at::Tensor&)>;
+/// Reads consecutive query rows of hook_pattern: `rows` [batch, head, q_chunk, key_pos] are the
+/// queries at key slots q_offset .. q_offset + q_chunk - 1. A layer whose pattern has only chunk
+/// observers (no plain observer, no editor, nothing at hook_attn_scores) is computed in query
+/// chunks, so its full [query_pos, key_pos] map never exists in memory.
+using ChunkObserver = std::function<void(const HookName&, const at::Tensor& rows, std::int64_t q_offset)>;
 
 namespace detail {
 struct HookState;
@@ -64,12 +69,24 @@ public:
     /// then observers see the edited tensor. Throws HookError as add_observer.
     [[nodiscard]] HookHandle add_editor(std::string_view pattern, Editor fn);
     [[nodiscard]] HookHandle add_observer(const HookName& name, Observer fn);
+    /// Chunked observer of `name`, which must be a blocks.L.attn.hook_pattern point (HookError
+    /// otherwise). In layers that must materialise the full pattern anyway (another hook asks
+    /// for it) it is called once with all rows.
+    [[nodiscard]] HookHandle add_chunk_observer(const HookName& name, ChunkObserver fn);
     [[nodiscard]] HookHandle add_editor(const HookName& name, Editor fn);
 
     /// True if any hook is registered at (layer, site). layer = -1 for non-block sites.
     bool active(int layer, Site site) const;
     /// True if (layer) needs the materialised attention path (scores or pattern hooked).
     bool attention_observed(int layer) const;
+    /// True if the layer's pattern is observed only by chunk observers (see ChunkObserver).
+    bool pattern_chunked(int layer) const;
+    /// Calls the chunk observers of layer's pattern with `rows` at `q_offset`.
+    void run_pattern_chunk(int layer, const at::Tensor& rows, std::int64_t q_offset) const;
+    /// Upper bound on elements of one query chunk's [batch, head, q_chunk, key_pos] (default
+    /// 2^24: 64 MiB of float32 scores).
+    void set_chunk_elements(std::int64_t n);
+    std::int64_t chunk_elements() const;
     /// Runs editors then observers at (layer, site); returns the (possibly replaced) tensor.
     /// Throws HookError when an editor returns a tensor of another shape, dtype or device.
     at::Tensor run(int layer, Site site, at::Tensor x) const;
@@ -81,7 +98,7 @@ public:
     std::size_t size() const;
 
 private:
-    HookHandle add(std::vector<HookName> targets, Observer obs, Editor ed);
+    HookHandle add(std::vector<HookName> targets, Observer obs, Editor ed, ChunkObserver chunk = nullptr);
     std::shared_ptr<detail::HookState> state_;
 };
 

@@ -175,7 +175,25 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
         const at::Tensor& allowed = layer_window ? windowed : causal;
 
         at::Tensor z;  // [b, H, p, dh]
-        if (H.attention_observed(l)) {
+        if (H.pattern_chunked(l)) {
+            // Streaming path: the pattern exists one query chunk at a time, so memory is
+            // O(chunk x K) per layer instead of O(p x K). Same float32 math as below.
+            const std::int64_t rep = nh / ng;
+            const at::Tensor kr = detail::repeat_kv(kh, rep).transpose(-1, -2);  // [b, H, dh, K]
+            const at::Tensor vr = detail::repeat_kv(vh, rep);                     // [b, H, K, dh]
+            const std::int64_t rows = std::max<std::int64_t>(1, H.chunk_elements() / (b * nh * K));
+            std::vector<at::Tensor> zs;
+            for (std::int64_t q0 = 0; q0 < p; q0 += rows) {
+                const std::int64_t c = std::min(rows, p - q0);
+                at::Tensor s = at::matmul(qh.narrow(2, q0, c), kr).to(at::kFloat) * scale;
+                s = s.masked_fill(allowed.narrow(2, q0, c).logical_not(),
+                                  -std::numeric_limits<float>::infinity());
+                at::Tensor pc = at::softmax(s, -1);  // [b, H, c, K]
+                H.run_pattern_chunk(l, pc, past + q0);
+                zs.push_back(at::matmul(pc.to(dtype), vr));
+            }
+            z = zs.size() == 1 ? zs[0] : at::cat(zs, 2);
+        } else if (H.attention_observed(l)) {
             // Materialised path: scores and pattern in float32 for the hooks (analysis wants
             // float32 whatever the compute dtype), cast back to the compute dtype for A.V.
             const std::int64_t rep = nh / ng;

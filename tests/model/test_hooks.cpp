@@ -143,3 +143,45 @@ TEST_CASE("every listed hook point fires exactly once per forward with its docum
         CHECK(fired.size() == m->hook_points().size());
     }
 }
+
+TEST_CASE("chunked pattern observation streams exactly the full pattern, in query order", "[model]") {
+    auto m = tiny_llama();
+    at::Tensor x = ids({5, 3, 8, 1, 9, 2, 7, 4, 6, 1, 2});
+    at::Tensor full;
+    at::Tensor base;
+    {
+        auto h = m->hooks().add_observer("blocks.1.attn.hook_pattern",
+                                         [&](const HookName&, const at::Tensor& p) { full = p.clone(); });
+        base = m->forward(x);
+    }
+    m->hooks().set_chunk_elements(3 * 4 * 11);  // 3 query rows per chunk: 4 chunks
+    std::vector<std::pair<std::int64_t, at::Tensor>> chunks;
+    {
+        auto h = m->hooks().add_chunk_observer(HookName{1, Site::kPattern},
+                                               [&](const HookName&, const at::Tensor& rows, std::int64_t q0) {
+                                                   chunks.emplace_back(q0, rows.clone());
+                                               });
+        CHECK(m->hooks().pattern_chunked(1));
+        CHECK((m->forward(x) - base).abs().max().item<double>() < 1e-5);
+    }
+    REQUIRE(chunks.size() == 4);
+    std::vector<at::Tensor> parts;
+    for (std::size_t i = 0; i < chunks.size(); ++i) {
+        CHECK(chunks[i].first == static_cast<std::int64_t>(3 * i));
+        parts.push_back(chunks[i].second);
+    }
+    CHECK((at::cat(parts, 2) - full).abs().max().item<double>() < 1e-6);
+    // With a plain observer on the same layer the full map is built and chunk observers get it
+    // once, at offset K - p.
+    chunks.clear();
+    auto h1 = m->hooks().add_chunk_observer(HookName{1, Site::kPattern},
+                                            [&](const HookName&, const at::Tensor& rows, std::int64_t q0) {
+                                                chunks.emplace_back(q0, rows.clone());
+                                            });
+    auto h2 = m->hooks().add_observer("blocks.1.attn.hook_pattern", [](auto&, auto&) {});
+    CHECK_FALSE(m->hooks().pattern_chunked(1));
+    m->forward(x);
+    REQUIRE(chunks.size() == 1);
+    CHECK(chunks[0].first == 0);
+    CHECK_THROWS_AS(m->hooks().add_chunk_observer(HookName{1, Site::kZ}, [](auto&, auto&, auto) {}), HookError);
+}
