@@ -6,7 +6,10 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/api/include/torch/version.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #if TORCH_VERSION_MAJOR >= 2 && (TORCH_VERSION_MAJOR > 2 || TORCH_VERSION_MINOR >= 5)
 #define ATTNSCOPE_HAS_SDPA_GQA 1
@@ -43,16 +46,28 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
                                             0.0, is_causal, scale);
 #endif
 #else
-    at::Tensor scores = at::matmul(q, repeat_kv(k, n_rep).transpose(-1, -2)) * scale;
-    if (allowed.defined()) {
-        scores = scores.masked_fill(allowed.logical_not(), -std::numeric_limits<float>::infinity());
-    } else if (is_causal) {
-        const auto n = q.size(2);
-        auto causal = at::ones({n, n}, q.options().dtype(at::kBool)).tril();
-        scores = scores.masked_fill(causal.logical_not(), -std::numeric_limits<float>::infinity());
+    // Math path in query chunks, so memory stays O(chunk x K) like a fused kernel's.
+    const at::Tensor kt = repeat_kv(k, n_rep).transpose(-1, -2);  // [b, H, d, k]
+    const at::Tensor vr = repeat_kv(v, n_rep);
+    const std::int64_t b = q.size(0), h = q.size(1), nq = q.size(2), nk = k.size(2);
+    const std::int64_t rows = std::max<std::int64_t>(1, (std::int64_t{1} << 24) / (b * h * nk));
+    std::vector<at::Tensor> out;
+    for (std::int64_t q0 = 0; q0 < nq; q0 += rows) {
+        const std::int64_t c = std::min(rows, nq - q0);
+        at::Tensor scores = at::matmul(q.narrow(2, q0, c), kt) * scale;
+        if (allowed.defined()) {
+            const at::Tensor a = allowed.size(2) == 1 ? allowed : allowed.narrow(2, q0, c);
+            scores = scores.masked_fill(a.logical_not(), -std::numeric_limits<float>::infinity());
+        } else if (is_causal) {
+            // Query q0 + i sees keys 0 .. q0 + i (here nq == nk).
+            auto qi = at::arange(q0, q0 + c, q.options().dtype(at::kLong)).view({c, 1});
+            auto kj = at::arange(0, nk, q.options().dtype(at::kLong)).view({1, nk});
+            scores = scores.masked_fill(kj > qi, -std::numeric_limits<float>::infinity());
+        }
+        at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+        out.push_back(at::matmul(p, vr));
     }
-    at::Tensor p = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-    return at::matmul(p, repeat_kv(v, n_rep));
+    return out.size() == 1 ? out[0] : at::cat(out, 2);
 #endif
 }
 
