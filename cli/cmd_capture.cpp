@@ -3,7 +3,11 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <chrono>
+#include <cstdio>
 #include <iostream>
+
+#include <unistd.h>
 
 #include "cli/common.h"
 #include "core/format/prompts.h"
@@ -29,6 +33,8 @@ int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
         ("generate", po::value<int>()->default_value(0), "also capture N greedy decoding steps")
         ("force", "replace an existing run of the same name")
         ("compress", "shuffle + deflate(1) the stored arrays")
+        ("max-bytes", po::value<std::int64_t>()->default_value(0),
+         "refuse when the estimated output exceeds N bytes (0 = only free disk/memory checks)")
         ("quiet,q", "no progress on stderr")
         ("json", "print a JSON report");
     add_model_options(desc);
@@ -62,14 +68,24 @@ int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
     o.argv = {"attnscope", "capture"};
     o.argv.insert(o.argv.end(), args.begin(), args.end());
     o.version = ATTNSCOPE_VERSION;
+    o.max_bytes = vm["max-bytes"].as<std::int64_t>();
 
     const ModelArgs ma = model_args(vm);
     auto m = model::Model::load(ma.dir, {ma.device, ma.dtype});
-    const bool quiet = vm.count("quiet") > 0 || vm.count("json") > 0;
-    const auto report = probes::capture(*m, prompts, vm["out"].as<std::string>(), o,
-                                        [&](std::int64_t done, std::int64_t total) {
-                                            if (!quiet) std::cerr << "\rcaptured " << done << "/" << total << std::flush;
-                                        });
+    // Progress only when stderr is a terminal (logs and pipes stay clean).
+    const bool quiet = vm.count("quiet") > 0 || vm.count("json") > 0 || !::isatty(2);
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto report = probes::capture(
+        *m, prompts, vm["out"].as<std::string>(), o,
+        [&](std::int64_t done, std::int64_t total, std::int64_t tokens) {
+            if (quiet) return;
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double eta = done > 0 ? s / done * (total - done) : 0;
+            std::fprintf(stderr, "\rprompt %lld/%lld  %.0f tokens/s  ETA %.0f s   ",
+                         static_cast<long long>(done), static_cast<long long>(total),
+                         s > 0 ? tokens / s : 0.0, eta);
+            std::fflush(stderr);
+        });
     if (!quiet) std::cerr << "\n";
     nlohmann::ordered_json j;
     j["out"] = vm["out"].as<std::string>();
@@ -78,6 +94,7 @@ int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
     j["tokens"] = report.tokens;
     j["hooks"] = report.hooks;
     j["map_bytes"] = report.map_bytes;
+    j["estimated_bytes"] = report.estimated_bytes;
     j["seconds"] = report.seconds;
     if (vm.count("json")) {
         out << j.dump(2) << "\n";

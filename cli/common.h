@@ -51,5 +51,6 @@ int cmd_tokenize(const std::vector<std::string>& args, std::ostream& out);
 int cmd_generate(const std::vector<std::string>& args, std::ostream& out);
 int cmd_capture(const std::vector<std::string>& args, std::ostream& out);
 int cmd_analyze(const std::vector<std::string>& args, std::ostream& out);
+int cmd_inspect(const std::vector<std::string>& args, std::ostream& out);
 
 }  // namespace attnscope::cli

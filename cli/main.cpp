@@ -16,6 +16,7 @@ const char* kUsage =
     "  tokenize   token ids and strings of a text or of each line of a file\n"
     "  generate   continue a prompt (greedy or sampled)\n"
     "  capture    store per-head attention (and any hook) of prompts in an HDF5 file\n"
+    "  inspect    runs, prompts and arrays of a capture file (shapes, sizes, completeness)\n"
     "  analyze    attention metrics (sinks, entropy, distance, WAAD/FAI roles) of prompts or a capture file\n"
     "\n"
     "Run `attnscope <command> --help` for a command's options.\n";
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
         if (cmd == "generate") return cmd_generate(args, std::cout);
         if (cmd == "capture") return cmd_capture(args, std::cout);
         if (cmd == "analyze") return cmd_analyze(args, std::cout);
+        if (cmd == "inspect") return cmd_inspect(args, std::cout);
         std::cerr << "attnscope: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;
     } catch (const UsageError& e) {

@@ -14,6 +14,8 @@
 #include <set>
 #include <sstream>
 
+#include <sys/statvfs.h>
+
 #include "core/base/error.h"
 #include "core/model/model.h"
 #include "core/store/async_writer.h"
@@ -65,6 +67,37 @@ store::FloatArray to_array(const at::Tensor& t0) {
     std::vector<float> v(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
     return store::FloatArray::from_f32(std::move(v), std::move(shape));
 }
+
+// Bytes one hook point adds for a prompt of n tokens: causal maps allocate the chunks on or
+// below the diagonal (schema chunk 256), other hooks n x width float32.
+std::int64_t hook_bytes(const HookName& h, const format::ModelConfig& c, std::int64_t n,
+                        std::int64_t heads, std::int64_t map_elem) {
+    if (is_map(h.site)) {
+        const std::int64_t ch = std::min<std::int64_t>(n, 256), nb = (n + ch - 1) / ch;
+        return heads * nb * (nb + 1) / 2 * ch * ch * map_elem;
+    }
+    std::int64_t width = c.d_model;
+    switch (h.site) {
+        case Site::kQ: case Site::kRotQ: case Site::kZ: width = std::int64_t(c.n_heads) * c.d_head; break;
+        case Site::kK: case Site::kV: case Site::kRotK: width = std::int64_t(c.n_kv_heads) * c.d_head; break;
+        case Site::kMlpPre: case Site::kMlpPreLinear: case Site::kMlpPost: width = c.d_mlp; break;
+        case Site::kUnembedOut: width = c.vocab_size; break;
+        default: break;
+    }
+    return n * width * 4;
+}
+
+std::int64_t mem_available_bytes() {
+    std::ifstream in("/proc/meminfo");
+    std::string key;
+    std::int64_t kb = 0;
+    std::string unit;
+    while (in >> key >> kb >> unit)
+        if (key == "MemAvailable:") return kb * 1024;
+    return -1;
+}
+
+std::string mib(std::int64_t b) { return std::to_string((b + (1 << 20) - 1) >> 20) + " MiB"; }
 
 }  // namespace
 
@@ -159,6 +192,43 @@ CaptureReport capture(model::Model& m, const std::vector<format::PromptInput>& p
         items.push_back(std::move(it));
     }
 
+    // Estimate what will be written and refuse early when it cannot fit.
+    const std::int64_t n_heads_sel = o.heads.empty() ? cfg.n_heads : static_cast<std::int64_t>(o.heads.size());
+    const std::int64_t map_elem = o.map_f32 ? 4 : 2;
+    std::int64_t estimate = 0, largest_prompt = 0;
+    for (const auto& it : items) {
+        const std::int64_t n = static_cast<std::int64_t>(it.ids.size()) + o.generate;
+        std::int64_t per = 0, dense = 0;
+        for (const auto& h : hooks) {
+            per += hook_bytes(h, cfg, n, n_heads_sel, map_elem);
+            dense += is_map(h.site) ? n_heads_sel * n * n * 4 : hook_bytes(h, cfg, n, 0, 0);
+        }
+        estimate += per;
+        largest_prompt = std::max(largest_prompt, dense * std::max(1, o.batch));
+    }
+    const std::string what_to_do =
+        "; capture fewer --layers/--heads/--hooks, fewer or shorter prompts (--max-tokens), or "
+        "use `attnscope analyze` for metrics without storing maps";
+    if (o.max_bytes > 0 && estimate > o.max_bytes)
+        throw ConfigError("capture would write about " + mib(estimate) + ", more than --max-bytes (" +
+                          mib(o.max_bytes) + ")" + what_to_do);
+    {
+        std::filesystem::path dir = std::filesystem::absolute(out).parent_path();
+        struct statvfs vfs {};
+        if (::statvfs(dir.c_str(), &vfs) == 0) {
+            const auto free_b = static_cast<std::int64_t>(vfs.f_bavail) * static_cast<std::int64_t>(vfs.f_frsize);
+            if (estimate > free_b)
+                throw IoError("capture would write about " + mib(estimate) + " but " + dir.string() +
+                              " has " + mib(free_b) + " free" + what_to_do);
+        }
+        const std::int64_t avail = mem_available_bytes();
+        // Host copies of one batch (float32 maps before conversion, the record, the queue).
+        if (avail > 0 && 3 * largest_prompt > avail)
+            throw ConfigError("one batch needs about " + mib(3 * largest_prompt) +
+                              " of memory but " + mib(avail) + " is available" + what_to_do +
+                              " (or a smaller --batch)");
+    }
+
     store::RunInfo run;
     run.name = o.run;
     run.intervention_json = o.intervention_json;
@@ -199,6 +269,7 @@ CaptureReport capture(model::Model& m, const std::vector<format::PromptInput>& p
         head_list.assign(o.heads.begin(), o.heads.end());
 
     CaptureReport report;
+    report.estimated_bytes = estimate;
     for (const auto& h : hooks) report.hooks.push_back(h.to_string());
     auto make_record = [&](const Item& it, const std::vector<std::int32_t>& tokens, std::int64_t b,
                            std::int64_t n) {
@@ -259,7 +330,7 @@ CaptureReport capture(model::Model& m, const std::vector<format::PromptInput>& p
                 for (std::size_t i = first; i < last; ++i) {
                     writer.push(make_record(items[i], items[i].ids, i - first, items[i].ids.size()));
                     ++report.prompts;
-                    if (progress) progress(report.prompts, static_cast<std::int64_t>(items.size()));
+                    if (progress) progress(report.prompts, static_cast<std::int64_t>(items.size()), report.tokens);
                 }
                 continue;
             }
@@ -282,7 +353,7 @@ CaptureReport capture(model::Model& m, const std::vector<format::PromptInput>& p
             }
             writer.push(make_record(items[first], seq, 0, static_cast<std::int64_t>(seq.size())));
             ++report.prompts;
-            if (progress) progress(report.prompts, static_cast<std::int64_t>(items.size()));
+            if (progress) progress(report.prompts, static_cast<std::int64_t>(items.size()), report.tokens);
         }
         handles.clear();
         writer.close();

@@ -32,6 +32,9 @@ struct CaptureOptions {
     bool force = false;               ///< replace an existing run / unreadable file
     bool compress = false;            ///< shuffle + deflate(1)
     std::uint64_t seed = 0;
+    /// Refuse when the estimated bytes to write exceed this (0 = no limit). Free disk space and
+    /// free memory are always checked.
+    std::int64_t max_bytes = 0;
     std::vector<std::string> argv;    ///< recorded in the run attributes
     std::string intervention_json = "{}";
     std::string version;
@@ -43,10 +46,12 @@ struct CaptureReport {
     std::int64_t map_bytes = 0;        ///< bytes of attention-map data handed to the writer
     double seconds = 0;
     std::vector<std::string> hooks;    ///< the concrete hook names captured
+    std::int64_t estimated_bytes = 0;  ///< estimate made before writing (arrays only)
 };
 
-/// Called after each prompt is queued: (prompts done, prompts total).
-using CaptureProgress = std::function<void(std::int64_t, std::int64_t)>;
+
+/// Called after each prompt is queued: (prompts done, prompts total, tokens done).
+using CaptureProgress = std::function<void(std::int64_t, std::int64_t, std::int64_t)>;
 
 /// Captures `prompts` into `out`. Throws ConfigError for bad options (unknown layers or heads,
 /// a prompt longer than the context without max_tokens, naming the prompt's source), HookError

@@ -3,7 +3,7 @@
 # Idempotent and non-interactive: safe to run again; installs only what is missing.
 set -euo pipefail
 PKGS=(
-  build-essential cmake ninja-build ccache pkg-config git
+  build-essential cmake ninja-build ccache pkg-config git python3
   libtorch-dev libopenblas0-pthread          # LibTorch 1.13 (CPU) + a fast BLAS for it
   libhdf5-dev hdf5-tools                      # capture store (C API), h5dump for tests
   libboost-program-options-dev                # CLI option parsing

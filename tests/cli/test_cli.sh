@@ -115,5 +115,31 @@ expect 1 "capture lacking layers" -- "$A" analyze --in "$TMP/c.h5" --run r2
 contains "Re-capture" "what to do"
 expect 1 "analyze input is not HDF5" -- "$A" analyze --in "$TMP/notes.txt"
 
+# --- crash safety: kill -9 in the middle of a capture ---
+for i in $(seq 1 300); do echo "Prompt number $i: the quick brown fox jumps over the lazy dog again."; done > "$TMP/many.txt"
+"$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/many.txt" --out "$TMP/killed.h5" --hooks '*' -q >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do   # wait until some prompts are flushed, then kill -9
+  sleep 0.1
+  done_n=$("$A" inspect "$TMP/killed.h5" --json 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["runs"][0]["n_prompts_done"])' 2>/dev/null || echo 0)
+  [ "${done_n:-0}" -ge 3 ] && break
+done
+kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+n=$((n+1))
+if "$A" inspect "$TMP/killed.h5" --json > "$TMP/out" 2>&1 && python3 - "$TMP/out" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1]))
+r = j["runs"][0]
+assert r["complete"] is False, "run must be marked incomplete"
+assert 3 <= len(r["prompts"]) < 300, r["prompts"]
+PY
+then :; else echo "FAIL: killed capture not readable/incomplete"; sed 's/^/    /' "$TMP/out" | head; fails=$((fails+1)); fi
+expect 0 "analyze reads the finished prompts of a killed capture" -- "$A" analyze --in "$TMP/killed.h5" --metrics entropy,sink --json
+expect 0 "inspect text" -- "$A" inspect "$TMP/killed.h5" && contains "INCOMPLETE" "incomplete shown"
+expect 1 "inspect non-HDF5" -- "$A" inspect "$TMP/notes.txt"
+expect 1 "capture over --max-bytes" -- "$A" capture --model "$FIX/tiny-llama" --prompts "$TMP/many.txt" --out "$TMP/big.h5" --max-bytes 100000
+contains "analyze" "what to do"
+[ ! -e "$TMP/big.h5" ] || { echo "FAIL: refused capture left a file"; fails=$((fails+1)); }
+
 echo "cli tests: $((n - fails))/$n passed"
 [ "$fails" -eq 0 ]
