@@ -2,6 +2,7 @@
 // rows/keys [0, T) for the sink protocol); live runs and stored maps both end in add_pattern, so
 // the two sources share every line that computes a number.
 #include "probes/analyze.h"
+#include "probes/capture.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -1176,23 +1177,6 @@ void print_table(std::ostream& out, const Analyzer& a, const std::vector<PromptA
 
 namespace {
 
-store::ModelInfo live_model_info(const model::Model& m) {
-    const auto& c = m.config();
-    store::ModelInfo info;
-    info.arch = format::to_string(c.arch);
-    info.n_layers = c.n_layers;
-    info.n_heads = c.n_heads;
-    info.n_kv_heads = c.n_kv_heads;
-    info.d_model = c.d_model;
-    info.d_head = c.d_head;
-    info.vocab_size = c.vocab_size;
-    info.source = std::filesystem::absolute(m.dir()).lexically_normal().string();
-    std::ifstream in(m.dir() / "config.json", std::ios::binary);
-    std::ostringstream s;
-    s << in.rdbuf();
-    info.config_json = s.str();
-    return info;
-}
 
 // The config of a stored model, when its config_json parses (a file written by a test may hold
 // "{}"); otherwise nothing is known about sliding windows.
@@ -1270,7 +1254,7 @@ AnalyzeReport run_analyze(const AnalyzeRequest& rq, std::ostream& out, std::ostr
             if (inputs.empty())
                 throw ConfigError(rq.prompts_file.string() + ": no prompts in the file");
         }
-        minfo = live_model_info(*model);
+        minfo = model_info(*model);
         an = std::make_unique<Analyzer>(minfo.n_layers, minfo.n_heads,
                                         with_window(rq.options, model->config()), true);
         source_desc = rq.prompts_file.empty() ? "--prompt" : rq.prompts_file.string();

@@ -33,6 +33,8 @@ std::string read_text(const std::filesystem::path& p) {
     return s.str();
 }
 
+}  // namespace
+
 store::ModelInfo model_info(const model::Model& m) {
     const auto& c = m.config();
     store::ModelInfo info;
@@ -47,6 +49,8 @@ store::ModelInfo model_info(const model::Model& m) {
     info.config_json = read_text(m.dir() / "config.json");
     return info;
 }
+
+namespace {
 
 // Host copy of one captured tensor, without the batch axis sliced yet.
 struct Captured {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/format/prompts.h"
+#include "core/store/types.h"
 
 namespace attnscope::model {
 class Model;
@@ -61,6 +62,9 @@ using CaptureProgress = std::function<void(std::int64_t, std::int64_t, std::int6
 CaptureReport capture(model::Model& model, const std::vector<format::PromptInput>& prompts,
                       const std::filesystem::path& out, const CaptureOptions& options,
                       const CaptureProgress& progress = {});
+
+/// The store's description of `model` (sizes, source folder, config.json verbatim).
+store::ModelInfo model_info(const model::Model& model);
 
 /// Parses "0,2,5-9" into {0,2,5,6,7,8,9}. Throws ConfigError naming `what` on malformed input.
 std::vector<int> parse_index_list(const std::string& text, const std::string& what);
