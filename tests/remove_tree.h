@@ -32,3 +32,32 @@ inline void remove_tree(const std::filesystem::path& p) noexcept {
 }
 
 }  // namespace attnscope::test
+
+#include <atomic>
+#include <random>
+
+namespace attnscope::test {
+
+/// A fresh folder under the system temp dir, removed with everything in it on destruction.
+class TempDir {
+public:
+    explicit TempDir(const std::string& tag = "t") {
+        static std::atomic<int> counter{0};
+        std::random_device rd;
+        path_ = std::filesystem::temp_directory_path() /
+                ("attnscope-" + tag + "-" + std::to_string(::getpid()) + "-" +
+                 std::to_string(counter++) + "-" + std::to_string(rd()));
+        std::filesystem::create_directories(path_);
+    }
+    ~TempDir() { remove_tree(path_); }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+    operator const std::filesystem::path&() const { return path_; }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace attnscope::test

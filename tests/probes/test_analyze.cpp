@@ -4,6 +4,7 @@
 // unknown metric names, --in = --out). Captures are written here with store::Writer from
 // patterns taken through a model observer, so the test does not depend on `attnscope capture`.
 #include "probes/analyze.h"
+#include "probes/capture.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -52,24 +53,7 @@ const std::vector<std::string> kTexts = {
     "The kernel command line option can be used to configure the device driver.",
 };
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device rd;
-        path_ = fs::temp_directory_path() / ("attnscope-analyze-" + std::to_string(::getpid()) +
-                                             "-" + std::to_string(counter++) + "-" +
-                                             std::to_string(rd()));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        attnscope::test::remove_tree(path_);
-    }
-    fs::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-    fs::path path_;
-};
+using attnscope::test::TempDir;
 
 std::unique_ptr<model::Model> sample_model() {
     return model::Model::load(kRoot / "samples/models/tinydeb-llama", {"cpu", "float32", true});
@@ -107,17 +91,8 @@ std::vector<format::PromptInput> inputs() {
 }
 
 store::ModelInfo model_info(const model::Model& m) {
-    const auto& c = m.config();
-    store::ModelInfo info;
-    info.arch = format::to_string(c.arch);
-    info.n_layers = c.n_layers;
-    info.n_heads = c.n_heads;
-    info.n_kv_heads = c.n_kv_heads;
-    info.d_model = c.d_model;
-    info.d_head = c.d_head;
-    info.vocab_size = c.vocab_size;
+    store::ModelInfo info = probes::model_info(m);
     info.source = m.dir().string();
-    info.config_json = "{}";
     return info;
 }
 
