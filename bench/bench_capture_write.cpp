@@ -2,7 +2,8 @@
 // the raw sequential write speed of the same disk, measured side by side in one run.
 //
 //   raw:   fwrite of B bytes in 1 MiB blocks + fflush, to a file in the same directory
-//   store: store::AsyncWriter with float16 maps [head, T, T] (causal: only chunks on or below the
+//   store: store::AsyncWriter with float16 maps [head, T, T] borrowed from the producer's buffer
+//          (as capture borrows the host tensor) (causal: only chunks on or below the
 //          diagonal are written), per-prompt flush, compression off; B = bytes of the file
 //
 // Two modes, each measured side by side: "cache" (no fsync: both land in the page cache, so
@@ -56,7 +57,8 @@ int main(int argc, char** argv) {
     // A realistic causal map (random rows, zeros above the diagonal), as float16 bits.
     std::mt19937 rng(1);
     std::uniform_int_distribution<int> bits(0x1000, 0x3B00);  // positive halfs < 1
-    std::vector<std::uint16_t> map(static_cast<std::size_t>(heads) * T * T, 0);
+    auto map_owner = std::make_shared<std::vector<std::uint16_t>>(static_cast<std::size_t>(heads) * T * T, 0);
+    std::vector<std::uint16_t>& map = *map_owner;
     for (int h = 0; h < heads; ++h)
         for (int q = 0; q < T; ++q)
             for (int k = 0; k <= q; ++k) map[(static_cast<std::size_t>(h) * T + q) * T + k] = bits(rng);
@@ -82,7 +84,9 @@ int main(int argc, char** argv) {
                 rec.prompt.token_str.assign(T, "x");
                 for (int l = 0; l < layers; ++l)
                     rec.hooks.push_back({"blocks." + std::to_string(l) + ".attn.hook_pattern",
-                                         store::FloatArray::from_f16_bits(map, {heads, T, T}), {}});
+                                         store::FloatArray::borrow(store::Element::kF16Bits, map.data(), {heads, T, T},
+                                                                   map_owner),
+                                         {}});
                 w.push(std::move(rec));
             }
             w.close();

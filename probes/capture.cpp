@@ -58,18 +58,15 @@ struct Captured {
     std::vector<at::Tensor> parts;  // one per forward call (prefill, then decode steps)
 };
 
-// Owned store array from a host tensor (f16 bits or f32).
+// Store array over a host tensor's memory, no copy: the array keeps the tensor alive until the
+// writer thread has written it.
 store::FloatArray to_array(const at::Tensor& t0) {
-    at::Tensor t = t0.contiguous();
+    at::Tensor t = t0.scalar_type() == at::kHalf ? t0.contiguous() : t0.to(at::kFloat).contiguous();
     std::vector<std::int64_t> shape(t.sizes().begin(), t.sizes().end());
-    if (t.scalar_type() == at::kHalf) {
-        std::vector<std::uint16_t> bits(static_cast<std::size_t>(t.numel()));
-        std::memcpy(bits.data(), t.data_ptr(), bits.size() * 2);
-        return store::FloatArray::from_f16_bits(std::move(bits), std::move(shape));
-    }
-    t = t.to(at::kFloat);
-    std::vector<float> v(t.data_ptr<float>(), t.data_ptr<float>() + t.numel());
-    return store::FloatArray::from_f32(std::move(v), std::move(shape));
+    auto owner = std::make_shared<at::Tensor>(t);
+    return store::FloatArray::borrow(
+        t.scalar_type() == at::kHalf ? store::Element::kF16Bits : store::Element::kF32,
+        t.data_ptr(), std::move(shape), std::shared_ptr<const void>(owner, owner.get()));
 }
 
 // Bytes one hook point adds for a prompt of n tokens: causal maps allocate the chunks on or

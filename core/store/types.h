@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -107,8 +108,15 @@ struct FloatArray {
     static FloatArray from_f32(std::vector<float> values, std::vector<std::int64_t> shape);
     static FloatArray from_f16_bits(std::vector<std::uint16_t> bits,
                                     std::vector<std::int64_t> shape);
+    /// Borrows `data` (row-major, `shape`) without copying; `owner` keeps it alive (e.g. a
+    /// shared_ptr holding the tensor it belongs to), so the array can cross threads.
+    static FloatArray borrow(Element element, const void* data, std::vector<std::int64_t> shape,
+                             std::shared_ptr<const void> owner);
     FloatRef ref() const;
-    std::size_t nbytes() const { return f32.size() * 4 + f16.size() * 2; }
+    std::size_t nbytes() const;
+
+    const void* external = nullptr;       ///< borrowed data (see borrow), else null
+    std::shared_ptr<const void> owner;    ///< keeps `external` alive
 };
 
 /// How a hook tensor is stored.

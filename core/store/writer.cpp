@@ -63,7 +63,27 @@ FloatArray FloatArray::from_f16_bits(std::vector<std::uint16_t> bits,
     return a;
 }
 
+FloatArray FloatArray::borrow(Element element, const void* data, std::vector<std::int64_t> shape,
+                              std::shared_ptr<const void> owner) {
+    FloatArray a;
+    a.element = element;
+    a.shape = std::move(shape);
+    a.external = data;
+    a.owner = std::move(owner);
+    return a;
+}
+
+std::size_t FloatArray::nbytes() const {
+    if (external) {
+        std::size_t n = element == Element::kF32 ? 4 : 2;
+        for (const auto d : shape) n *= static_cast<std::size_t>(d);
+        return n;
+    }
+    return f32.size() * 4 + f16.size() * 2;
+}
+
 FloatRef FloatArray::ref() const {
+    if (external) return {element, external, shape};
     if (element == Element::kF32) return FloatRef::f32(f32.data(), shape);
     return FloatRef::f16_bits(f16.data(), shape);
 }
