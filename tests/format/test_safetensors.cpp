@@ -17,16 +17,6 @@
 #include "core/base/error.h"
 #include "core/format/safetensors.h"
 
-// Substring check that reads the same on Catch2 v2 and v3 (their string matchers differ); the
-// full message is printed when it fails.
-#define CHECK_CONTAINS(text, part)                                   \
-    do {                                                             \
-        const std::string check_text_ = (text);                      \
-        const std::string check_part_ = (part);                      \
-        INFO("message: " << check_text_);                            \
-        CHECK(check_text_.find(check_part_) != std::string::npos);   \
-    } while (false)
-
 namespace fs = std::filesystem;
 using namespace attnscope;
 using namespace attnscope::format;

@@ -30,6 +30,7 @@
 #include "core/store/reader.h"
 #include "core/store/writer.h"
 #include "core/text/tokenizer.h"
+#include "tests/analysis/helpers.h"
 #include "tests/catch.h"
 #include "tests/remove_tree.h"
 
@@ -142,12 +143,7 @@ double rel_diff(const at::Tensor& a, const at::Tensor& b, double floor = 1e-3) {
 
 double abs_diff(const at::Tensor& a, const at::Tensor& b) {
     if (!a.defined() || !b.defined()) return -3;
-    at::Tensor x = a.to(at::kCPU, at::kDouble), y = b.to(at::kCPU, at::kDouble);
-    if (x.sizes() != y.sizes()) return -2;
-    if (!at::equal(x.isnan(), y.isnan())) return -1;
-    at::Tensor keep = x.isnan().logical_not();
-    if (keep.sum().item<std::int64_t>() == 0) return 0;
-    return (x - y).abs().masked_select(keep).max().item<double>();
+    return analysis::testing::max_diff(a, b);
 }
 
 at::Tensor summary_column(const PromptAnalysis& p, double analysis::HeadSummary::*field) {

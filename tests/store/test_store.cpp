@@ -37,16 +37,6 @@
 #include "core/store/writer.h"
 #include "tests/store/store_sample.h"
 
-// Substring check that reads the same on Catch2 v2 and v3; the full message is printed on
-// failure.
-#define CHECK_CONTAINS(text, part)                                 \
-    do {                                                           \
-        const std::string check_text_ = (text);                    \
-        const std::string check_part_ = (part);                    \
-        INFO("message: " << check_text_);                          \
-        CHECK(check_text_.find(check_part_) != std::string::npos); \
-    } while (false)
-
 // The message of the exception `expr` throws, which must be of type `type`.
 #define MESSAGE_OF(type, expr)                  \
     [&]() -> std::string {                      \
