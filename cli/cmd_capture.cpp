@@ -12,6 +12,7 @@
 #include "cli/common.h"
 #include "core/format/prompts.h"
 #include "core/model/model.h"
+#include "core/text/tokenizer.h"
 #include "probes/capture.h"
 
 namespace attnscope::cli {
@@ -36,7 +37,10 @@ int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
         ("max-bytes", po::value<std::int64_t>()->default_value(0),
          "refuse when the estimated output exceeds N bytes (0 = only free disk/memory checks)")
         ("quiet,q", "no progress on stderr")
-        ("json", "print a JSON report");
+        ("json", "print a JSON report")
+        ("baseline-run", po::value<std::string>(),
+         "with --method: first capture the same prompts without interventions as this run");
+    add_method_options(desc);
     add_model_options(desc);
     po::variables_map vm;
     const std::string usage =
@@ -75,6 +79,31 @@ int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
     // Progress only when stderr is a terminal (logs and pipes stay clean).
     const bool quiet = vm.count("quiet") > 0 || vm.count("json") > 0 || !::isatty(2);
     const auto t0 = std::chrono::steady_clock::now();
+    auto set = method_set(vm, *m, [&] {
+        std::vector<std::vector<std::int32_t>> seqs;
+        const auto& tok = m->require_tokenizer();
+        for (std::size_t i = 0; i < prompts.size() && i < 32; ++i) {
+            auto ids = tok.encode(prompts[i].text);
+            if (static_cast<std::int64_t>(ids.size()) > m->context_length()) ids.resize(static_cast<std::size_t>(m->context_length()));
+            seqs.push_back(std::move(ids));
+        }
+        return seqs;
+    });
+    if (vm.count("baseline-run")) {
+        if (set.empty()) throw UsageError("--baseline-run needs --method (or --act-heads)");
+        probes::CaptureOptions b = o;
+        b.run = vm["baseline-run"].as<std::string>();
+        if (b.run == o.run) throw UsageError("--baseline-run must differ from --run");
+        const auto rb = probes::capture(*m, prompts, vm["out"].as<std::string>(), b);
+        if (!quiet) std::cerr << "baseline run '" << b.run << "': " << rb.prompts << " prompts\n";
+    }
+    if (!set.empty()) {
+        if (set.guidance() > 0)
+            throw UsageError("capture records one forward per prompt; SoftPAG guidance (s > 0) applies to "
+                             "generate and eval only (use s=0 to capture the perturbed maps)");
+        o.intervention_json = set.to_json();
+        set.attach(*m);
+    }
     const auto report = probes::capture(
         *m, prompts, vm["out"].as<std::string>(), o,
         [&](std::int64_t done, std::int64_t total, std::int64_t tokens) {
@@ -96,6 +125,10 @@ int cmd_capture(const std::vector<std::string>& args, std::ostream& out) {
     j["map_bytes"] = report.map_bytes;
     j["estimated_bytes"] = report.estimated_bytes;
     j["seconds"] = report.seconds;
+    if (!set.empty()) {
+        j["interventions"] = nlohmann::ordered_json::parse(set.to_json());
+        j["stats"] = nlohmann::ordered_json::parse(set.stats_json());
+    }
     if (vm.count("json")) {
         out << j.dump(2) << "\n";
     } else {

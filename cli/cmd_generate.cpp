@@ -1,14 +1,16 @@
 // attnscope generate: continue a prompt, streaming the text as it is produced.
 #include <nlohmann/json.hpp>
 
-#include <ATen/core/Tensor.h>
+#include <ATen/ATen.h>
 
 #include <chrono>
+#include <optional>
 #include <iostream>
 
 #include "cli/common.h"
 #include "core/model/generate.h"
 #include "core/model/model.h"
+#include "probes/intervention.h"
 #include "core/text/tokenizer.h"
 
 namespace attnscope::cli {
@@ -25,7 +27,9 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out) {
         ("seed", po::value<std::uint64_t>()->default_value(0), "sampling seed")
         ("no-eos-stop", "keep going after an end-of-sequence token")
         ("no-special", "do not add BOS to the prompt")
-        ("json", "print one JSON object instead of streaming text");
+        ("json", "print one JSON object instead of streaming text")
+        ("compare", "with --method: also generate without the interventions and print both");
+    add_method_options(desc);
     add_model_options(desc);
     po::variables_map vm;
     const std::string usage = "attnscope generate [--model DIR] --prompt TEXT [--max-new-tokens N]";
@@ -45,6 +49,28 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out) {
     o.stop_at_eos = !vm.count("no-eos-stop");
     const std::string prompt = vm["prompt"].as<std::string>();
     const auto prompt_ids = tok.encode(prompt, !vm.count("no-special"));
+    auto set = method_set(vm, *m, [&] { return std::vector<std::vector<std::int32_t>>{prompt_ids}; });
+    if (vm.count("compare") && set.empty()) throw UsageError("--compare needs --method (or --act-heads)");
+    std::optional<model::GenerateResult> plain;
+    if (vm.count("compare")) {
+        model::GenerateOptions po = o;
+        po.on_token = nullptr;
+        plain = model::generate(*m, prompt_ids, po);
+    }
+    set.attach(*m);
+    // SoftPAG guidance (s > 0): every step also runs the perturbed model on its own KV cache and
+    // the logits become z + s (z - z_perturbed).
+    model::KVCache weak_cache;
+    if (set.guidance() > 0) {
+        const double s = set.guidance();
+        o.logits_processor = [&, s](const at::Tensor& step_input, at::Tensor& logits) {
+            set.set_perturb(true);
+            at::Tensor zw = m->forward(step_input, at::Tensor(), &weak_cache);
+            set.set_perturb(false);
+            at::Tensor w = zw[0][zw.size(1) - 1];
+            logits = logits + s * (logits - w);
+        };
+    }
 
     // Stream: print the decoded continuation whenever it extends what was printed and does not
     // end inside a multi-byte character (byte-level tokens can split one).
@@ -74,13 +100,22 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out) {
         j["completion"] = completion;
         j["stop_reason"] = r.stop_reason;
         j["seconds"] = secs;
+        if (!set.empty()) {
+            j["interventions"] = nlohmann::ordered_json::parse(set.to_json());
+            j["stats"] = nlohmann::ordered_json::parse(set.stats_json());
+        }
+        if (plain) {
+            j["completion_without"] = tok.decode(plain->new_ids, true);
+            j["new_ids_without"] = plain->new_ids;
+        }
         out << j.dump(2) << "\n";
     } else {
         if (completion.size() > printed.size() && completion.compare(0, printed.size(), printed) == 0)
             out << completion.substr(printed.size());
         out << std::endl;
         std::cerr << "[" << r.new_ids.size() << " tokens in " << secs << " s, stop: "
-                  << r.stop_reason << "]\n";
+                  << r.stop_reason << (set.empty() ? "" : ", with " + set.describe()) << "]\n";
+        if (plain) out << "--- without interventions:\n" << prompt << tok.decode(plain->new_ids, true) << std::endl;
     }
     return kExitOk;
 }

@@ -5,7 +5,12 @@
 #include <iostream>
 #include <sstream>
 
+#include <unistd.h>
+
 #include "core/base/error.h"
+#include "core/format/prompts.h"
+#include "core/model/model.h"
+#include "core/text/tokenizer.h"
 
 namespace attnscope::cli {
 
@@ -53,6 +58,72 @@ ModelArgs model_args(const po::variables_map& vm) {
     a.device = vm["device"].as<std::string>();
     a.dtype = vm["dtype"].as<std::string>();
     return a;
+}
+
+void add_method_options(po::options_description& desc) {
+    desc.add_options()
+        ("method", po::value<std::vector<std::string>>()->composing(),
+         "intervention NAME[:k=v,...] (repeatable; act, var, softpag, ablate, temperature)")
+        ("param", po::value<std::vector<std::string>>()->composing(),
+         "method parameter k=v, or METHOD.k=v with several methods (repeatable)")
+        ("act-heads", po::value<std::string>(), "ACT head set from `attnscope head-search --out FILE` (adds --method act if absent)")
+        ("calib", po::value<std::string>(),
+         "prompts file for methods that calibrate on reference text (var dims=auto, ablate mode=mean)");
+}
+
+probes::InterventionSet method_set(const po::variables_map& vm, model::Model& m,
+                                   const std::function<std::vector<std::vector<std::int32_t>>()>& default_calib) {
+    std::vector<std::string> methods, params;
+    if (vm.count("method")) methods = vm["method"].as<std::vector<std::string>>();
+    if (vm.count("param")) params = vm["param"].as<std::vector<std::string>>();
+    if (vm.count("act-heads")) {
+        bool has_act = false;
+        for (const auto& s : methods) has_act |= probes::parse_method_spec(s).name == "act";
+        if (!has_act) methods.push_back("act");
+        params.push_back((methods.size() > 1 ? "act." : "") + std::string("heads_file=") + vm["act-heads"].as<std::string>());
+    }
+    if (methods.empty()) {
+        if (!params.empty()) throw UsageError("--param given without --method");
+        return {};
+    }
+    probes::InterventionSet set = probes::InterventionSet::from_cli(methods, params, m);
+    if (set.needs_calibration()) {
+        std::vector<std::vector<std::int32_t>> seqs;
+        if (vm.count("calib")) {
+            const auto& tok = m.require_tokenizer();
+            for (const auto& p : format::read_prompts(vm["calib"].as<std::string>())) {
+                auto ids = tok.encode(p.text);
+                if (static_cast<std::int64_t>(ids.size()) > m.context_length()) ids.resize(static_cast<std::size_t>(m.context_length()));
+                seqs.push_back(std::move(ids));
+            }
+        } else {
+            seqs = default_calib();
+        }
+        set.calibrate(m, seqs);
+    }
+    return set;
+}
+
+void write_file_atomic(const std::filesystem::path& path, const std::string& text) {
+    const std::filesystem::path tmp = path.string() + ".tmp-" + std::to_string(::getpid());
+    {
+        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+        if (!f) throw IoError("cannot create " + tmp.string() + " (is the folder writable?)");
+        f << text;
+        f.flush();
+        if (!f) {
+            f.close();
+            std::error_code ec;
+            std::filesystem::remove(tmp, ec);
+            throw IoError("cannot write " + path.string() + " (disk full?); nothing was changed");
+        }
+    }
+    std::error_code ec;
+    std::filesystem::rename(tmp, path, ec);
+    if (ec) {
+        std::filesystem::remove(tmp, ec);
+        throw IoError("cannot replace " + path.string() + ": " + ec.message());
+    }
 }
 
 std::string read_file(const std::filesystem::path& path) {

@@ -4,10 +4,18 @@
 
 #include <boost/program_options.hpp>
 
+#include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <string>
 #include <vector>
+
+#include "probes/intervention.h"
+
+namespace attnscope::model {
+class Model;
+}
 
 namespace attnscope::cli {
 
@@ -42,6 +50,19 @@ struct ModelArgs {
 };
 ModelArgs model_args(const po::variables_map& vm);
 
+/// Adds --method, --param, --act-heads, --calib (interventions; docs/interventions.md).
+void add_method_options(po::options_description& desc);
+
+/// The interventions named by --method/--param/--act-heads (an empty set when none), calibrated
+/// when a method needs reference text: on --calib FILE (a prompts file) if given, else on
+/// `default_calib()`. Not attached.
+probes::InterventionSet method_set(const po::variables_map& vm, model::Model& m,
+                                   const std::function<std::vector<std::vector<std::int32_t>>()>& default_calib);
+
+/// Writes `text` to `path` through a temporary file in the same folder and a rename, so a
+/// reader never sees a half-written file and a failure leaves any old file intact. Throws IoError.
+void write_file_atomic(const std::filesystem::path& path, const std::string& text);
+
 /// Reads a whole file as bytes. Throws IoError naming it.
 std::string read_file(const std::filesystem::path& path);
 
@@ -52,5 +73,7 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out);
 int cmd_capture(const std::vector<std::string>& args, std::ostream& out);
 int cmd_analyze(const std::vector<std::string>& args, std::ostream& out);
 int cmd_inspect(const std::vector<std::string>& args, std::ostream& out);
+int cmd_eval(const std::vector<std::string>& args, std::ostream& out);
+int cmd_head_search(const std::vector<std::string>& args, std::ostream& out);
 
 }  // namespace attnscope::cli

@@ -18,6 +18,8 @@ const char* kUsage =
     "  capture    store per-head attention (and any hook) of prompts in an HDF5 file\n"
     "  inspect    runs, prompts and arrays of a capture file (shapes, sizes, completeness)\n"
     "  analyze    attention metrics (sinks, entropy, distance, WAAD/FAI roles) of prompts or a capture file\n"
+    "  eval       score a task (multiple choice, classification, perplexity) with and without interventions\n"
+    "  head-search  choose the heads an intervention helps on a dev split (ACT's offline search)\n"
     "\n"
     "Run `attnscope <command> --help` for a command's options.\n";
 
@@ -42,6 +44,8 @@ int main(int argc, char** argv) {
         if (cmd == "capture") return cmd_capture(args, std::cout);
         if (cmd == "analyze") return cmd_analyze(args, std::cout);
         if (cmd == "inspect") return cmd_inspect(args, std::cout);
+        if (cmd == "eval") return cmd_eval(args, std::cout);
+        if (cmd == "head-search") return cmd_head_search(args, std::cout);
         std::cerr << "attnscope: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;
     } catch (const UsageError& e) {

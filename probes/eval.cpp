@@ -266,12 +266,142 @@ std::vector<std::vector<std::int32_t>> item_sequences(const model::Model& m, con
     return out;
 }
 
+namespace {
+
+// Logits of one forward, or with SoftPAG guidance z + s (z - z_perturbed) from a second pass on
+// its own cache.
+at::Tensor guided_forward(model::Model& m, InterventionSet* set, const at::Tensor& ids, const at::Tensor& mask,
+                          model::KVCache* cache, model::KVCache* weak_cache) {
+    const double g = set && set->enabled() ? set->guidance() : 0;
+    if (g <= 0) return m.forward(ids, mask, cache);
+    set->set_perturb(false);
+    at::Tensor z = m.forward(ids, mask, cache);
+    set->set_perturb(true);
+    at::Tensor zw = m.forward(ids, mask, weak_cache);
+    set->set_perturb(false);
+    return z + g * (z - zw);
+}
+
+void select_cache_rows(model::KVCache& c, const at::Tensor& rows) {
+    for (auto& t : c.k)
+        if (t.defined()) t = t.index_select(0, rows.to(t.device()));
+    for (auto& t : c.v)
+        if (t.defined()) t = t.index_select(0, rows.to(t.device()));
+    if (c.mask.defined()) c.mask = c.mask.index_select(0, rows.to(c.mask.device()));
+}
+
+// seqs: every option of each item (grouped by item, options in order), all sharing the item's
+// context ids[0, score_from).
+void score_shared(model::Model& m, const std::vector<TaskItem>& items, const std::vector<Seq>& seqs,
+                  InterventionSet* set, const EvalConfig& cfg, std::vector<ItemScore>& scores, std::size_t total) {
+    struct Group {
+        std::size_t first, count;
+    };
+    std::vector<Group> groups;
+    for (std::size_t i = 0; i < seqs.size(); ++i) {
+        if (groups.empty() || seqs[groups.back().first].item != seqs[i].item) groups.push_back({i, 0});
+        ++groups.back().count;
+    }
+    std::stable_sort(groups.begin(), groups.end(),
+                     [&](const Group& a, const Group& b) { return seqs[a.first].score_from < seqs[b.first].score_from; });
+    const std::size_t per = std::max<std::size_t>(1, static_cast<std::size_t>(cfg.batch) / 4);
+    std::size_t done = 0;
+    for (std::size_t g0 = 0; g0 < groups.size(); g0 += per) {
+        const std::size_t g1 = std::min(groups.size(), g0 + per);
+        const std::int64_t B = static_cast<std::int64_t>(g1 - g0);
+        std::size_t Pc = 0, Po = 1, R = 0;
+        for (std::size_t g = g0; g < g1; ++g) {
+            Pc = std::max(Pc, seqs[groups[g].first].score_from);
+            for (std::size_t k = 0; k < groups[g].count; ++k) {
+                const Seq& q = seqs[groups[g].first + k];
+                Po = std::max(Po, q.ids.size() - q.score_from);
+                ++R;
+            }
+        }
+        std::vector<std::int64_t> cid(static_cast<std::size_t>(B) * Pc, 0), cmask(cid.size(), 0);
+        std::vector<std::int64_t> oid(R * Po, 0), omask(oid.size(), 0), rowmap;
+        std::vector<std::pair<std::int64_t, std::int64_t>> cspans, ospans;
+        std::size_t r = 0;
+        for (std::size_t g = g0; g < g1; ++g) {
+            const Seq& head = seqs[groups[g].first];
+            for (std::size_t t = 0; t < head.score_from; ++t) {
+                cid[(g - g0) * Pc + t] = head.ids[t];
+                cmask[(g - g0) * Pc + t] = 1;
+            }
+            cspans.push_back(head.span);
+            for (std::size_t k = 0; k < groups[g].count; ++k, ++r) {
+                const Seq& q = seqs[groups[g].first + k];
+                for (std::size_t t = q.score_from; t < q.ids.size(); ++t) {
+                    oid[r * Po + (t - q.score_from)] = q.ids[t];
+                    omask[r * Po + (t - q.score_from)] = 1;
+                }
+                rowmap.push_back(static_cast<std::int64_t>(g - g0));
+                ospans.push_back(q.span);
+            }
+        }
+        model::KVCache cache, weak;
+        if (set) set->set_spans(cspans);
+        at::Tensor ctx_ids = at::tensor(cid, at::kLong).view({B, static_cast<std::int64_t>(Pc)});
+        at::Tensor lc = guided_forward(m, set, ctx_ids, at::tensor(cmask, at::kLong).view({B, static_cast<std::int64_t>(Pc)}),
+                                       &cache, &weak);
+        // Logits at each context's last real token predict the first option token.
+        std::vector<std::int64_t> last;
+        for (std::size_t g = g0; g < g1; ++g) last.push_back(static_cast<std::int64_t>(seqs[groups[g].first].score_from) - 1);
+        at::Tensor last_t = at::tensor(last, at::kLong).to(lc.device());
+        at::Tensor first = at::log_softmax(lc.index({at::arange(B, last_t.options()), last_t}).to(at::kFloat), -1);  // [B, V]
+        at::Tensor rows = at::tensor(rowmap, at::kLong);
+        select_cache_rows(cache, rows);
+        if (!weak.k.empty()) select_cache_rows(weak, rows);
+        if (set) {
+            set->select_rows(rows);
+            set->set_spans(ospans);
+        }
+        const auto Ri = static_cast<std::int64_t>(R), Pi = static_cast<std::int64_t>(Po);
+        at::Tensor opt_ids = at::tensor(oid, at::kLong).view({Ri, Pi});
+        at::Tensor lo = guided_forward(m, set, opt_ids, at::tensor(omask, at::kLong).view({Ri, Pi}), &cache, &weak);
+        at::Tensor lp0 = first.index_select(0, rows.to(first.device()))
+                             .gather(-1, opt_ids.narrow(1, 0, 1).to(first.device()))
+                             .squeeze(-1).to(at::kDouble).cpu().contiguous();  // [R]
+        at::Tensor rest;
+        if (Po > 1) {
+            at::Tensor lp = at::log_softmax(lo.narrow(1, 0, Pi - 1).to(at::kFloat), -1);
+            rest = lp.gather(-1, opt_ids.narrow(1, 1, Pi - 1).to(lp.device()).unsqueeze(-1))
+                       .squeeze(-1).to(at::kDouble).cpu().contiguous();  // [R, Po-1]
+        }
+        r = 0;
+        for (std::size_t g = g0; g < g1; ++g)
+            for (std::size_t k = 0; k < groups[g].count; ++k, ++r) {
+                const Seq& q = seqs[groups[g].first + k];
+                const std::size_t n = q.ids.size() - q.score_from;
+                double ll = lp0.data_ptr<double>()[r];
+                for (std::size_t t = 1; t < n; ++t) ll += rest.data_ptr<double>()[r * (Po - 1) + (t - 1)];
+                ItemScore& sc = scores[q.item];
+                sc.option_ll[static_cast<std::size_t>(q.option)] = cfg.length_norm ? ll / static_cast<double>(n) : ll;
+                sc.tokens = static_cast<std::int64_t>(q.score_from);
+                ++done;
+            }
+        if (cfg.progress) cfg.progress(done, total);
+    }
+    if (set) set->set_spans({});
+}
+
+}  // namespace
+
 std::vector<ItemScore> score_items(model::Model& m, const std::vector<TaskItem>& items, InterventionSet* set,
                                    const EvalConfig& cfg) {
     if (cfg.batch < 1) throw ConfigError("eval: batch must be >= 1");
     c10::InferenceMode guard;
     std::vector<bool> truncated;
-    const std::vector<Seq> seqs = build(m, items, &truncated);
+    std::vector<Seq> all = build(m, items, &truncated);
+    // Multiple-choice items whose options share the context run the context once and the options
+    // as a continuation on its KV cache (as decoding does); the rest run as full sequences.
+    std::vector<Seq> seqs, shared;
+    for (auto& q : all) {
+        const bool share = cfg.share_context && q.option >= 0 && !truncated[q.item];
+        (share ? shared : seqs).push_back(std::move(q));
+    }
+    // Batches of similar lengths waste little on padding; results do not depend on the order.
+    std::stable_sort(seqs.begin(), seqs.end(), [](const Seq& a, const Seq& b) { return a.ids.size() < b.ids.size(); });
     std::vector<ItemScore> scores(items.size());
     for (std::size_t i = 0; i < items.size(); ++i) {
         scores[i].option_ll.assign(items[i].options.size(), 0.0);
@@ -279,6 +409,8 @@ std::vector<ItemScore> score_items(model::Model& m, const std::vector<TaskItem>&
     }
     const double guidance = set ? set->guidance() : 0;
     const bool on = set && set->enabled();
+    const std::size_t total = seqs.size() + shared.size();
+    if (!shared.empty()) score_shared(m, items, shared, set, cfg, scores, total);
 
     for (std::size_t b0 = 0; b0 < seqs.size(); b0 += static_cast<std::size_t>(cfg.batch)) {
         const std::size_t b1 = std::min(seqs.size(), b0 + static_cast<std::size_t>(cfg.batch));
@@ -327,7 +459,7 @@ std::vector<ItemScore> score_items(model::Model& m, const std::vector<TaskItem>&
                 sc.tokens = static_cast<std::int64_t>(q.score_from);
             }
         }
-        if (cfg.progress) cfg.progress(b1, seqs.size());
+        if (cfg.progress) cfg.progress(shared.size() + b1, total);
     }
     if (set) set->set_spans({});
     for (std::size_t i = 0; i < items.size(); ++i) {

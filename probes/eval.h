@@ -56,6 +56,10 @@ std::vector<TaskItem> select_items(const Task& task, const std::string& split, s
 struct EvalConfig {
     int batch = 16;             ///< sequences per forward (right-padded)
     bool length_norm = false;   ///< mc/cls: compare mean per-token log-likelihood instead of sum
+    /// mc/cls: run each context once and score the options as a continuation on its KV cache
+    /// (interventions then see the context as the prefill and the options as decoding rows, as
+    /// in generation). false: every option is a full sequence (the prefill covers the option).
+    bool share_context = true;
     /// Called after each batch: (sequences done, sequences total).
     std::function<void(std::size_t, std::size_t)> progress;
 };

@@ -322,6 +322,10 @@ public:
         }
     }
 
+    void select_rows(const at::Tensor& rows) override {
+        for (auto& [l, t] : prefill_) t = t.index_select(0, rows.to(t.device()));
+    }
+
 private:
     at::Tensor edit(const ForwardContext& c, int l, const at::Tensor& idx, const at::Tensor& x) {
         const std::int64_t b = x.size(0), K = x.size(3);
@@ -513,6 +517,10 @@ public:
                 return edit(*st, reg->context(), l, x);
             }));
         }
+    }
+
+    void select_rows(const at::Tensor& rows) override {
+        for (auto& [l, t] : sinks_) t = t.index_select(0, rows.to(t.device()));
     }
 
 private:
@@ -784,6 +792,9 @@ void InterventionSet::attach(Model& m) {
 }
 void InterventionSet::detach() { handles_.clear(); }
 bool InterventionSet::attached() const { return !handles_.empty(); }
+void InterventionSet::select_rows(const at::Tensor& rows) {
+    for (auto& x : methods_) x->select_rows(rows);
+}
 void InterventionSet::set_enabled(bool on) { state_->enabled = on; }
 bool InterventionSet::enabled() const { return state_->enabled; }
 void InterventionSet::set_perturb(bool on) { state_->perturb = on; }

@@ -71,6 +71,9 @@ public:
     /// compute them here from reference token sequences; called before attach.
     virtual bool needs_calibration() const { return false; }
     virtual void calibrate(model::Model& m, const std::vector<std::vector<std::int32_t>>& seqs) {}
+    /// Keeps the per-sequence prefill state (sink sets) of batch rows `rows` [n] int64, in that
+    /// order, for a continuation batch that repeats sequences (e.g. one row per answer option).
+    virtual void select_rows(const at::Tensor& rows) {}
     /// Guidance scale s (SoftPAG only): logits = z + s (z - z_perturbed). 0 = none.
     virtual double guidance() const { return 0; }
 };
@@ -110,6 +113,8 @@ public:
     bool enabled() const;
     void set_perturb(bool on);
     void set_spans(std::vector<std::pair<std::int64_t, std::int64_t>> spans);
+    /// See Intervention::select_rows.
+    void select_rows(const at::Tensor& rows);
     /// Largest guidance scale of the methods (0 = no guidance pass needed).
     double guidance() const;
 

@@ -141,5 +141,73 @@ expect 1 "capture over --max-bytes" -- "$A" capture --model "$FIX/tiny-llama" --
 contains "analyze" "what to do"
 [ ! -e "$TMP/big.h5" ] || { echo "FAIL: refused capture left a file"; fails=$((fails+1)); }
 
+# --- interventions and eval ---
+S=$ROOT/samples/models/tinydeb-llama
+head -n 12 "$ROOT/samples/tasks/cloze.jsonl" > "$TMP/cloze.jsonl"
+expect 0 "eval baseline" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --bootstrap 200 && contains "95% CI" "eval table"
+expect 0 "eval with act, json, out file" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --method act:beta=0.4 --json --out "$TMP/ev.json" --items
+contains '"difference"' "eval json has the difference"
+python3 - "$TMP/ev.json" <<'PY' || { echo "FAIL: eval --out report"; fails=$((fails+1)); }
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["items"] == 12 and len(j["per_item"]) == 12, j["items"]
+assert j["interventions"]["methods"][0]["method"] == "act"
+for k in ("baseline", "method", "difference"):
+    lo, hi = j[k]["ci95"]
+    assert lo <= j[k]["value"] <= hi, (k, j[k])
+assert j["stats"]["act"]["rows_calibrated"] > 0
+PY
+expect 0 "two methods with qualified params" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --bootstrap 0 --method act --method temperature --param act.beta=0.5 --param temperature.t=2 --param temperature.heads=3.*
+expect 1 "unqualified param with two methods" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --method act --method temperature --param beta=0.5
+contains "name the method" "what to do"
+expect 1 "unknown method parameter" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --method act:betta=1 && contains "valid: beta" "valid list"
+expect 1 "unknown method" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --method act2 && contains "valid: act" "valid methods"
+expect 1 "head outside the model" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --method softpag:heads=9.0 && contains "8 layers" "sizes named"
+expect 1 "missing task" -- "$A" eval --model "$S" --task "$TMP/none.jsonl" && contains "none.jsonl" "file named"
+printf '{"context": "a", "options": ["b", "c"], "answer": 0}\n{"context": "a", "options": ["b"], "answer": 0}\n' > "$TMP/bad-task.jsonl"
+expect 1 "bad task line" -- "$A" eval --model "$S" --task "$TMP/bad-task.jsonl" && contains "bad-task.jsonl:2" "file:line named"
+expect 1 "split without items" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split train && contains "splits: dev" "splits listed"
+expect 0 "eval --help-methods" -- "$A" eval --help-methods && contains "softpag" "methods listed"
+expect 0 "head search" -- "$A" head-search --model "$S" --task "$TMP/cloze.jsonl" --split all --limit 6 --layers 2 --heads 0-1 --out "$TMP/heads.json" --json
+contains '"candidates"' "head search json"
+cp "$TMP/heads.json" "$TMP/heads-before.json"
+expect 0 "head search is deterministic" -- "$A" head-search --model "$S" --task "$TMP/cloze.jsonl" --split all --limit 6 --layers 2 --heads 0-1 --out "$TMP/heads.json"
+python3 - "$TMP/heads.json" "$TMP/heads-before.json" <<'PY' || { echo "FAIL: head search differs between runs"; fails=$((fails+1)); }
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:3])
+assert a["candidates"] == b["candidates"] and a["heads"] == b["heads"]
+PY
+python3 - "$TMP/heads.json" <<'PY'
+import json, sys
+j = json.load(open(sys.argv[1])); j["heads"] = [[2, 0], [2, 1]]; json.dump(j, open(sys.argv[1], "w"))
+PY
+expect 0 "eval --act-heads" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --bootstrap 0 --act-heads "$TMP/heads.json" --json
+python3 - "$TMP/out" <<'PY' || { echo "FAIL: --act-heads list not used"; fails=$((fails+1)); }
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["interventions"]["methods"][0]["params"]["heads"] == [[2, 0], [2, 1]], j["interventions"]
+PY
+expect 1 "--act-heads for another model" -- "$A" eval --model "$FIX/tiny-llama" --task "$TMP/cloze.jsonl" --split all --act-heads "$TMP/heads.json"
+contains "was made for a model" "mismatch explained"
+echo '{"heads": ' > "$TMP/broken-heads.json"
+expect 1 "broken head list" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --act-heads "$TMP/broken-heads.json" && contains "broken-heads.json" "file named"
+expect 0 "generate with act, compare" -- "$A" generate --model "$S" --prompt "In the beginning" -n 6 --method act --compare --json
+contains '"completion_without"' "both continuations"
+expect 0 "generate with softpag guidance" -- "$A" generate --model "$S" --prompt "In the beginning" -n 6 --method softpag:heads=2.*,s=1 --json
+expect 0 "capture before/after runs" -- "$A" capture --model "$S" --prompt "And God said, Let there be light." --out "$TMP/ab.h5" --run act --baseline-run baseline --method act:tau=0.05 --layers 2-3 -q
+expect 0 "both runs stored" -- "$A" inspect "$TMP/ab.h5" --json
+python3 - "$TMP/out" <<'PY' || { echo "FAIL: before/after capture"; fails=$((fails+1)); }
+import json, sys
+j = json.load(open(sys.argv[1]))
+runs = {r["name"]: r for r in j["runs"]}
+assert set(runs) == {"act", "baseline"}, runs.keys()
+assert all(r["complete"] for r in runs.values())
+assert runs["act"]["intervention"]["methods"][0]["method"] == "act", runs["act"]["intervention"]
+assert runs["baseline"]["intervention"] == {}, runs["baseline"]["intervention"]
+PY
+expect 2 "guidance refused by capture" -- "$A" capture --model "$S" --prompt "x y" --out "$TMP/guided.h5" --method softpag:heads=2.*,s=1
+[ ! -e "$TMP/guided.h5" ] || { echo "FAIL: refused capture left a file"; fails=$((fails+1)); }
+expect 2 "--param without --method" -- "$A" generate --model "$S" --prompt "x" --param beta=1
+
 echo "cli tests: $((n - fails))/$n passed"
 [ "$fails" -eq 0 ]

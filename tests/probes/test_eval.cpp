@@ -111,6 +111,26 @@ TEST_CASE("scores: option log-likelihoods and perplexity match a recompute; batc
         correct += s1[i].correct;
     }
     CHECK(probes::task_metric(probes::TaskType::kMultipleChoice, s1) == Approx(correct / 3));
+    // Full sequences per option give the same scores as the shared-context path.
+    probes::EvalConfig full;
+    full.share_context = false;
+    auto sf = probes::score_items(m, items, nullptr, full);
+    for (std::size_t i = 0; i < items.size(); ++i)
+        for (std::size_t o = 0; o < items[i].options.size(); ++o) CHECK(std::abs(sf[i].option_ll[o] - s1[i].option_ll[o]) < 1e-4);
+    // Interventions with a shared context: the options are decoding rows; scores stay finite and
+    // differ from the baseline; the prefill sink sets follow their rows.
+    auto set = probes::InterventionSet::from_cli({"act:tau=0.05"}, {}, m);
+    set.attach(m);
+    auto sa = probes::score_items(m, items, &set, many), sa1 = probes::score_items(m, items, &set, one);
+    bool differs = false;
+    for (std::size_t i = 0; i < items.size(); ++i)
+        for (std::size_t o = 0; o < items[i].options.size(); ++o) {
+            CHECK(std::isfinite(sa[i].option_ll[o]));
+            CHECK(std::abs(sa[i].option_ll[o] - sa1[i].option_ll[o]) < 1e-4);  // batching-invariant
+            differs |= std::abs(sa[i].option_ll[o] - s1[i].option_ll[o]) > 1e-6;
+        }
+    CHECK(differs);
+    set.detach();
 
     auto ppl = probes::load_task(write(d, "p.jsonl", "{\"text\": \"And God saw the light, that it was good.\"}\n"
                                                      "{\"text\": \"The kernel schedules the task.\"}\n")).items;
@@ -123,6 +143,20 @@ TEST_CASE("scores: option log-likelihoods and perplexity match a recompute; batc
         n += double(ids.size() - 1);
     }
     CHECK(probes::task_metric(probes::TaskType::kPerplexity, sp) == Approx(std::exp(nll / n)).epsilon(1e-5));
+}
+
+TEST_CASE("classification by label words", "[eval]") {
+    c10::InferenceMode g;
+    test::TempDir d;
+    auto& m = sample();
+    auto t = probes::load_task(write(d, "cls.jsonl",
+        "{\"text\": \"And God said, Let there be light: and there was\", \"labels\": [\" light\", \" kernel\"], \"answer\": \" light\"}\n"
+        "{\"text\": \"The driver registers the device with the\", \"labels\": [\" Lord\", \" kernel\"], \"answer\": 1}\n"));
+    CHECK(t.type == probes::TaskType::kClassification);
+    auto s = probes::score_items(m, t.items, nullptr, {});
+    REQUIRE(s.size() == 2);
+    CHECK(s[0].correct);
+    CHECK(s[1].correct);
 }
 
 TEST_CASE("bootstrap intervals", "[eval]") {
