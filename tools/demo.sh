@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: install dependencies, build, and run the main job on the bundled default
 # model: describe it, tokenize a sentence, generate a continuation, capture attention into HDF5
-# and analyze attention metrics over the sample prompts.
+# and analyze attention metrics over the sample prompts, and evaluate ACT on a sample task.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh
@@ -19,3 +19,5 @@ $A capture --prompts build/demo-prompts.txt --out build/demo.h5 --force
 $A inspect build/demo.h5
 echo; echo "== attnscope analyze (sinks, entropy, head classes, preplan/anchor tokens of the sample prompts)"
 $A analyze --prompts samples/prompts/prompts.txt
+echo; echo "== attnscope eval (cloze task, 100 held-out items, with and without ACT)"
+$A eval --task samples/tasks/cloze.jsonl --split test --limit 100 --method act
