@@ -59,6 +59,14 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const std::uint32_t (&a)
     }
 }
 
+// Four 8x8 b16 matrices from shared memory; lane l gives the row address of matrix l / 8.
+__device__ __forceinline__ void ldmatrix_x4(std::uint32_t (&r)[4], const void* smem_row) {
+    const unsigned a = static_cast<unsigned>(__cvta_generic_to_shared(smem_row));
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(a));
+}
+
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
     const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
     const int n = valid ? 16 : 0;  // 0: zero-fill
@@ -231,15 +239,21 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
                 for (int c = 0; c < 4; ++c) acc[mt][nt][c] = 0.f;
 
         if constexpr (!kScalar) {
+            // ldmatrix.x4: matrices (keys nt·8.., d ks·16 + 0 / 8) and (keys (nt+1)·8.., same d)
+            // are b0, b1 of n-tiles nt and nt + 1.
+            const int mi = lane >> 3, r8 = lane & 7;
+            const T* lbase = kt + ((mi >> 1) * 8 + r8) * KS + (mi & 1) * 8;
 #pragma unroll
             for (int ks = 0; ks < D / 16; ++ks)
 #pragma unroll
-                for (int nt = 0; nt < kNT; ++nt) {
-                    const T* kr = kt + (nt * 8 + g) * KS + ks * 16 + t * 2;
-                    const std::uint32_t b0 = *reinterpret_cast<const std::uint32_t*>(kr);
-                    const std::uint32_t b1 = *reinterpret_cast<const std::uint32_t*>(kr + 8);
+                for (int nt = 0; nt < kNT; nt += 2) {
+                    std::uint32_t bf[4];
+                    ldmatrix_x4(bf, lbase + nt * 8 * KS + ks * 16);
 #pragma unroll
-                    for (int mt = 0; mt < MT; ++mt) mma16816<T>(acc[mt][nt], qf[mt][ks], b0, b1);
+                    for (int mt = 0; mt < MT; ++mt) {
+                        mma16816<T>(acc[mt][nt], qf[mt][ks], bf[0], bf[1]);
+                        mma16816<T>(acc[mt][nt + 1], qf[mt][ks], bf[2], bf[3]);
+                    }
                 }
         } else {
 #pragma unroll 4
@@ -274,30 +288,57 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
         float colp[16];
 #pragma unroll
         for (int i = 0; i < 16; ++i) colp[i] = 0.f;
+        // Interior tiles (most of them): no mask, every key farther than W, no sink keys.
+        const bool fast = !need_mask && far && !sink_tile;
+        const float tf2 = float(2 * t);
+        if (fast) {
 #pragma unroll
-        for (int mt = 0; mt < MT; ++mt)
+            for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const float rf = float(ri[mt][hf]);
+                for (int hf = 0; hf < 2; ++hf) {
+                    float sp = 0.f, spc = 0.f;  // Σ P and Σ P·(column offset without 2t)
 #pragma unroll
-                for (int nt = 0; nt < kNT; ++nt)
+                    for (int nt = 0; nt < kNT; ++nt)
 #pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int j = j0 + nt * 8 + t * 2 + e;
-                        float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
-                        float pr = fast_exp2(x);
-                        if (need_mask && (j > ri[mt][hf] || j >= p.len_k)) pr = 0.f, x = 0.f;
-                        ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
-                        const float dd = rf - float(j);
-                        dist[mt][hf] = fmaf(pr, dd, dist[mt][hf]);
-                        if (far)
-                            psum_far[mt][hf] += pr;
-                        else
+                        for (int e = 0; e < 2; ++e) {
+                            const float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
+                            const float pr = fast_exp2(x);
+                            ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
+                            sp += pr;
+                            spc = fmaf(pr, float(nt * 8 + e), spc);
+                            colp[nt * 2 + e] += pr;
+                        }
+                    // Σ P·(t − s) = (t − j0 − 2t')·Σ P − Σ P·(nt·8 + e): both terms positive,
+                    // the first dominant (t − j0 >= 64 + W here).
+                    const float rj = float(ri[mt][hf] - j0) - tf2;
+                    dist[mt][hf] = fmaf(rj, sp, dist[mt][hf]) - spc;
+                    psum_far[mt][hf] += sp;
+                }
+        } else {
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const float rj = float(ri[mt][hf] - j0) - tf2;  // t − j0 − 2t'
+                    const int lim = min(ri[mt][hf], p.len_k - 1) - j0 - 2 * t;  // keep c <= lim
+                    const int slim = p.sink_k - j0 - 2 * t;                      // sink: c < slim
+#pragma unroll
+                    for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            const int c = nt * 8 + e;
+                            float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
+                            float pr = fast_exp2(x);
+                            if (c > lim) pr = 0.f, x = 0.f;
+                            ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
+                            const float dd = rj - float(c);
+                            dist[mt][hf] = fmaf(pr, dd, dist[mt][hf]);
                             waad[mt][hf] = fmaf(pr, fminf(dd, wf), waad[mt][hf]);
-                        if (sink_tile && j < p.sink_k) sink[mt][hf] += pr;
-                        colp[nt * 2 + e] += pr;
-                    }
-            }
+                            if (c < slim) sink[mt][hf] += pr;
+                            colp[nt * 2 + e] += pr;
+                        }
+                }
+        }
         butterfly16(colp, lane);
         atomicAdd(&s_col[buf][g * 8 + t * 2], colp[0]);
         atomicAdd(&s_col[buf][g * 8 + t * 2 + 1], colp[1]);

@@ -27,6 +27,7 @@
 
 #include "analysis/cuda/fused_stats.h"
 #include "core/format/prompts.h"
+#include "core/model/detail/torch_compat.h"
 #include "core/model/model.h"
 #include "probes/capture.h"
 
@@ -119,7 +120,7 @@ void cmd_stats(const std::string& dir, const std::vector<std::int64_t>& lens) {
         const double mem_plain = peak_gib();
         run.kernel = false;
         run.install(*m);
-        const double t_lse = time_median([&] { (void)m->forward(ids); }, 1, reps);
+        const double t_lse_fwd = time_median([&] { (void)m->forward(ids); }, 1, reps);
         run.kernel = true;
         reset_peak();
         const double t_stats = time_median([&] { (void)m->forward(ids); }, 1, reps);
@@ -145,16 +146,22 @@ void cmd_stats(const std::string& dir, const std::vector<std::int64_t>& lens) {
                 (void)at::scaled_dot_product_attention(q, k, v, {}, 0.0, true, scale, true);
             },
             2, 10);
+        const double t_lse = time_median(
+            [&] {
+                at::Tensor l;
+                (void)model::detail::sdpa_causal_lse(q, k, v, scale, l);
+            },
+            2, 10);
         const double t_kernel = time_median(
             [&] { (void)analysis::fused_attention_stats(q, k, lse, scale, {}); }, 2, 10);
         const double flops_qk = 2.0 * double(L) * double(L + 1) / 2.0 * c.d_head * c.n_heads;
         std::printf("{\"bench\":\"G2\",\"L\":%lld,\"plain_s\":%.6f,\"lse_sdpa_s\":%.6f,"
                     "\"stats_s\":%.6f,\"ratio\":%.4f,\"peak_plain_gib\":%.3f,"
                     "\"peak_stats_gib\":%.3f,\"mem_ratio\":%.4f,\"layer_flash_lse_ms\":%.4f,"
-                    "\"layer_sdpa_ms\":%.4f,\"layer_kernel_ms\":%.4f,\"kernel_qk_tflops\":%.1f,"
+                    "\"layer_sdpa_ms\":%.4f,\"layer_sdpa_lse_ms\":%.4f,\"layer_kernel_ms\":%.4f,\"kernel_qk_tflops\":%.1f,"
                     "\"n_layers\":%d}\n",
-                    (long long)L, t_plain, t_lse, t_stats, t_stats / t_plain, mem_plain, mem_stats,
-                    mem_stats / mem_plain, t_flash * 1e3, t_sdpa * 1e3, t_kernel * 1e3,
+                    (long long)L, t_plain, t_lse_fwd, t_stats, t_stats / t_plain, mem_plain, mem_stats,
+                    mem_stats / mem_plain, t_flash * 1e3, t_sdpa * 1e3, t_lse * 1e3, t_kernel * 1e3,
                     flops_qk / t_kernel / 1e12, c.n_layers);
         std::fflush(stdout);
     }
@@ -219,6 +226,38 @@ void cmd_capture(const std::string& dir, std::int64_t L, const std::string& out,
     ss << in.rdbuf();
     std::string text = ss.str(), big;
     while (big.size() < std::size_t(L) * 8) big += text + "\n";
+    // Stage costs (what bounds G4 / G5): the materialised forward alone, then + float16 maps
+    // copied to one pinned host buffer per layer (device-to-host at full speed).
+    {
+        const auto& c = m->config();
+        const at::Tensor ids = random_ids(L, c.vocab_size, 4);
+        m->set_logits_to_keep(1);
+        double t_mat = 0, t_d2h = 0;
+        {
+            auto h = m->hooks().add_observer("blocks.*.attn.hook_pattern",
+                                             [](const HookName&, const at::Tensor&) {});
+            t_mat = time_median([&] { (void)m->forward(ids); }, 1, 3);
+        }
+        {
+            std::vector<at::Tensor> host;
+            for (int l = 0; l < c.n_layers; ++l)
+                host.push_back(at::empty({c.n_heads, L, L},
+                                         at::TensorOptions().dtype(at::kHalf).pinned_memory(true)));
+            auto h = m->hooks().add_observer(
+                "blocks.*.attn.hook_pattern", [&](const HookName& n, const at::Tensor& x) {
+                    host[n.layer].copy_(x.select(0, 0).to(at::kHalf), /*non_blocking=*/true);
+                });
+            t_d2h = time_median([&] { (void)m->forward(ids); }, 1, 3);
+        }
+        m->set_logits_to_keep(0);
+        const double bytes = double(c.n_layers) * c.n_heads * double(L) * double(L) * 2;
+        std::printf("{\"bench\":\"G4-stages\",\"L\":%lld,\"forward_materialised_s\":%.3f,"
+                    "\"forward_plus_pinned_d2h_s\":%.3f,\"map_bytes\":%.0f,\"d2h_GBps\":%.2f,"
+                    "\"end_to_end_GBps\":%.2f}\n",
+                    (long long)L, t_mat, t_d2h, bytes, bytes / std::max(1e-9, t_d2h - t_mat) / 1e9,
+                    bytes / t_d2h / 1e9);
+        std::fflush(stdout);
+    }
     format::PromptInput p;
     p.id = 0;
     p.text = big;
@@ -226,7 +265,7 @@ void cmd_capture(const std::string& dir, std::int64_t L, const std::string& out,
     probes::CaptureOptions o;
     o.max_tokens = int(L);
     o.force = true;
-    for (int rep = 0; rep < 2; ++rep) {
+    for (int rep = 0; rep < 1; ++rep) {
         fs::remove(out);
         sync();
         const double t0 = now_s();

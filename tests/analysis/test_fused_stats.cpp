@@ -207,8 +207,10 @@ TEST_CASE("gpu: fused statistics kernel on a real model's q / k (runner tap, bf1
             want[l] = reference_stats(pattern_of(q, k, scale), 0, o);
             lse_err[l] = (lse.cpu().to(at::kDouble) - attention_row_lse(q.cpu().to(at::kDouble), k.cpu().to(at::kDouble), scale).to(at::kDouble)).abs().max();
         });
-        m->forward(ids);
+        const at::Tensor with_tap = m->forward(ids).cpu();
         m->set_attention_tap({});
+        const at::Tensor plain = m->forward(ids).cpu();  // default SDPA backend
+        CHECK(max_diff(with_tap, plain) <= 0.02 * (1.0 + plain.abs().max().item<double>()));
         for (int l = 0; l < m->config().n_layers; ++l) {
             INFO("layer " << l);
             CHECK(lse_err[l].item<double>() < 1e-3);

@@ -49,8 +49,10 @@ echo "tests done after $(( $(date +%s) - START )) s"
 
 B=build-gpu/bin/bench_gpu
 M1=/tmp/attnscope-llama1b M8=/tmp/attnscope-llama8b
+STEPS=${STEPS:-all}  # or a space-separated subset of the step names below
 step() {  # step NAME LIMIT_S CMD...: runs CMD unless the deadline is near; JSON lines -> bench.jsonl
   local name=$1 limit=$2; shift 2
+  if [ "$STEPS" != all ] && [[ " $STEPS " != *" $name "* ]]; then return; fi
   local left=$(( DEADLINE - ($(date +%s) - START) ))
   if [ "$left" -lt 20 ]; then echo "skip $name (deadline)" | tee -a "$OUT/bench.log"; return; fi
   [ "$limit" -gt "$left" ] && limit=$left
@@ -67,7 +69,7 @@ step G1-hf 90 python3 bench/gpu/hf_bench.py forward $M1 1024 4096 16384
 step make8b 120 python3 bench/gpu/hf_bench.py make8b $M8
 step G2 150 $B stats $M8 4096 16384 32768
 rm -rf $M8
-step G3 150 $B longest $M1 8192 32768 131072 262144
+step G3 150 $B longest $M1 ${G3_LENS:-8192 32768 131072 262144}
 step G3-hf 60 python3 bench/gpu/hf_bench.py eager $M1 4096 8192 16384
 step G4-ours 120 $B capture $M1 4096 /tmp/attnscope-cap.h5 README.md
 rm -f /tmp/attnscope-cap.h5
