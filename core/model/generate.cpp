@@ -80,7 +80,9 @@ GenerateResult generate(Model& model, const std::vector<std::int32_t>& prompt_id
     at::Tensor input = at::tensor(ids64, at::kLong).view({1, -1});
     for (int step = 0; step < o.max_new_tokens; ++step) {
         at::Tensor logits = model.forward(input, at::Tensor(), &cache);  // [1, p, V]
-        const std::int32_t next = pick(logits[0][logits.size(1) - 1], o, rng);
+        at::Tensor last = logits[0][logits.size(1) - 1];
+        if (o.logits_processor) o.logits_processor(input, last);
+        const std::int32_t next = pick(last, o, rng);
         r.new_ids.push_back(next);
         if (o.on_token) o.on_token(step, next);
         if (o.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {

@@ -8,6 +8,10 @@
 #include <string>
 #include <vector>
 
+namespace at {
+class Tensor;
+}
+
 namespace attnscope::model {
 
 class Model;
@@ -22,6 +26,11 @@ struct GenerateOptions {
     bool stop_at_eos = true;   // stop after emitting an EOS id of config.json / the tokenizer
     /// Called after each new token with its 0-based step index and id.
     std::function<void(int step, std::int32_t id)> on_token;
+    /// Optional: rewrites the next-token logits (float32 [d_vocab], on the model's device) before
+    /// the pick. `step_input` [1, p] holds the ids this step fed to the model (the prompt at step
+    /// 0, then the previous token), so a processor can run a second model pass with its own
+    /// KV cache (e.g. guidance by a perturbed forward).
+    std::function<void(const at::Tensor& step_input, at::Tensor& logits)> logits_processor;
 };
 
 struct GenerateResult {

@@ -25,6 +25,7 @@ struct HookState {
     std::uint64_t next_id = 1;
     std::size_t count = 0;
     std::int64_t chunk_elements = std::int64_t{1} << 24;
+    ForwardContext context;
 
     std::size_t index(int layer, Site site) const {
         return static_cast<std::size_t>(layer + 1) * kNumSites + static_cast<std::size_t>(site);
@@ -189,6 +190,9 @@ at::Tensor HookRegistry::run(int layer, Site site, at::Tensor x) const {
     }
     return x;
 }
+
+const ForwardContext& HookRegistry::context() const { return state_->context; }
+void HookRegistry::set_context(ForwardContext ctx) { state_->context = std::move(ctx); }
 
 const std::vector<HookName>& HookRegistry::points() const { return state_->points; }
 std::size_t HookRegistry::size() const { return state_->count; }

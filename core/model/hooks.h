@@ -33,6 +33,17 @@ namespace detail {
 struct HookState;
 }
 
+/// What the forward now running is computing, for hooks that need more than the tensor (e.g.
+/// interventions that must know which keys are padding or whether this is a decoding step).
+/// Set by the runner at the start of every forward; valid while its hooks run.
+struct ForwardContext {
+    at::Tensor key_mask;            ///< [batch, key_pos] int64: 1 real token, 0 padding (cache + new)
+    std::int64_t past = 0;          ///< positions already in the KV cache (0 = prefill)
+    std::int64_t new_positions = 0; ///< positions computed by this forward
+    std::int64_t sliding_window = 0; ///< window of windowed layers (0 = none)
+    int sliding_window_from_layer = 0;
+};
+
 /// Owns one registered hook; removing it when destroyed or on remove(). Move-only. Safe to
 /// destroy after the registry is gone.
 class HookHandle {
@@ -90,6 +101,10 @@ public:
     /// Runs editors then observers at (layer, site); returns the (possibly replaced) tensor.
     /// Throws HookError when an editor returns a tensor of another shape, dtype or device.
     at::Tensor run(int layer, Site site, at::Tensor x) const;
+
+    /// The context of the forward now running (see ForwardContext).
+    const ForwardContext& context() const;
+    void set_context(ForwardContext ctx);
 
     const std::vector<HookName>& points() const;
     /// Hook points matching a pattern (for CLI listing and validation).

@@ -135,6 +135,8 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
         sin = emb.sin().to(dtype).unsqueeze(2);
     }
 
+    hooks->set_context({full_mask, past, p, cfg.sliding_window ? *cfg.sliding_window : 0,
+                        cfg.sliding_window_from_layer});
     const auto& H = *hooks;
     const std::int64_t nh = cfg.n_heads, ng = cfg.n_kv_heads, dh = cfg.d_head;
 
