@@ -80,6 +80,14 @@ bool fused_stats_kernel_available() {
 #endif
 }
 
+void set_fused_stats_variant(int variant) {
+#ifdef ATTNSCOPE_HAVE_CUDA_KERNELS
+    cuda::fused_stats_set_variant(variant);
+#else
+    (void)variant;
+#endif
+}
+
 at::Tensor attention_row_lse(const at::Tensor& q, const at::Tensor& k, double scale) {
     check_inputs(q, k, {}, "attention_row_lse");
     const std::int64_t b = q.size(0), h = q.size(1), nq = q.size(2), nk = k.size(2);

@@ -21,6 +21,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <type_traits>
 
 #include "analysis/cuda/fused_stats_kernel.h"
@@ -45,13 +46,13 @@ template <typename T>
 __device__ __forceinline__ void mma16816(float (&c)[4], const std::uint32_t (&a)[4],
                                          std::uint32_t b0, std::uint32_t b1) {
     if constexpr (std::is_same_v<T, __nv_bfloat16>) {
-        asm volatile(
+        asm(
             "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
             "{%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
             : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
     } else {
-        asm volatile(
+        asm(
             "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
             "{%8,%9}, {%0,%1,%2,%3};\n"
             : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
@@ -120,8 +121,8 @@ __device__ __forceinline__ void atomic_add2(float* dst, float a, float b, bool p
     if (second_valid) atomicAdd(dst + 1, b);
 }
 
-template <typename T, int D, int MT>
-__global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsParams p) {
+template <typename T, int D, int MT, int MINB>
+__global__ void __launch_bounds__(kThreads, MINB) fused_stats_kernel(const FusedStatsParams p) {
     constexpr bool kScalar = std::is_same_v<T, float>;
     constexpr int BM = kWarps * 16 * MT;
     constexpr int KS = D + 16 / int(sizeof(T));  // padded smem row (16 bytes): conflict-free
@@ -230,7 +231,7 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
         if (kb < kb_last) load_tile(kb + 1, buf ^ 1);
         const T* kt = ks_smem + buf * kBN * KS;
 
-        float acc[MT][kNT][4];
+        auto compute_s = [&](float (&acc)[MT][kNT][4]) {
 #pragma unroll
         for (int mt = 0; mt < MT; ++mt)
 #pragma unroll
@@ -243,10 +244,12 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
             // are b0, b1 of n-tiles nt and nt + 1.
             const int mi = lane >> 3, r8 = lane & 7;
             const T* lbase = kt + ((mi >> 1) * 8 + r8) * KS + (mi & 1) * 8;
+            // n-tile pairs outermost: the first columns finish early, so the scheduler can
+            // overlap their exponentials with the remaining MMAs.
 #pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks)
+            for (int nt = 0; nt < kNT; nt += 2)
 #pragma unroll
-                for (int nt = 0; nt < kNT; nt += 2) {
+                for (int ks = 0; ks < D / 16; ++ks) {
                     std::uint32_t bf[4];
                     ldmatrix_x4(bf, lbase + nt * 8 * KS + ks * 16);
 #pragma unroll
@@ -276,6 +279,7 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
                     }
             }
         }
+        };
 
         // ---- probabilities and their sums, all in registers ----
         const int j0 = kb * kBN;
@@ -290,60 +294,8 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
         for (int i = 0; i < 16; ++i) colp[i] = 0.f;
         // Interior tiles (most of them): no mask, every key farther than W, no sink keys.
         const bool fast = !need_mask && far && !sink_tile;
-        const float tf2 = float(2 * t);
-        if (fast) {
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                for (int hf = 0; hf < 2; ++hf) {
-                    float sp = 0.f, spc = 0.f;  // Σ P and Σ P·(column offset without 2t)
-#pragma unroll
-                    for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                        for (int e = 0; e < 2; ++e) {
-                            const float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
-                            const float pr = fast_exp2(x);
-                            ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
-                            sp += pr;
-                            spc = fmaf(pr, float(nt * 8 + e), spc);
-                            colp[nt * 2 + e] += pr;
-                        }
-                    // Σ P·(t − s) = (t − j0 − 2t')·Σ P − Σ P·(nt·8 + e): both terms positive,
-                    // the first dominant (t − j0 >= 64 + W here).
-                    const float rj = float(ri[mt][hf] - j0) - tf2;
-                    dist[mt][hf] = fmaf(rj, sp, dist[mt][hf]) - spc;
-                    psum_far[mt][hf] += sp;
-                }
-        } else {
-#pragma unroll
-            for (int mt = 0; mt < MT; ++mt)
-#pragma unroll
-                for (int hf = 0; hf < 2; ++hf) {
-                    const float rj = float(ri[mt][hf] - j0) - tf2;  // t − j0 − 2t'
-                    const int lim = min(ri[mt][hf], p.len_k - 1) - j0 - 2 * t;  // keep c <= lim
-                    const int slim = p.sink_k - j0 - 2 * t;                      // sink: c < slim
-#pragma unroll
-                    for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                        for (int e = 0; e < 2; ++e) {
-                            const int c = nt * 8 + e;
-                            float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
-                            float pr = fast_exp2(x);
-                            if (c > lim) pr = 0.f, x = 0.f;
-                            ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
-                            const float dd = rj - float(c);
-                            dist[mt][hf] = fmaf(pr, dd, dist[mt][hf]);
-                            waad[mt][hf] = fmaf(pr, fminf(dd, wf), waad[mt][hf]);
-                            if (c < slim) sink[mt][hf] += pr;
-                            colp[nt * 2 + e] += pr;
-                        }
-                }
-        }
-        butterfly16(colp, lane);
-        atomicAdd(&s_col[buf][g * 8 + t * 2], colp[0]);
-        atomicAdd(&s_col[buf][g * 8 + t * 2 + 1], colp[1]);
-
-        if (cls == 2) {  // FAI on an edge tile: mask per element (recomputes P; rare)
+        // FAI on an edge tile: mask per element (recomputes P; rare).
+        auto fai_edge = [&](const float (&acc)[MT][kNT][4]) {
             float faip[16];
 #pragma unroll
             for (int i = 0; i < 16; ++i) faip[i] = 0.f;
@@ -368,7 +320,69 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
             butterfly16(faip, lane);
             atomicAdd(&s_fai[buf][g * 8 + t * 2], faip[0]);
             atomicAdd(&s_fai[buf][g * 8 + t * 2 + 1], faip[1]);
+        };
+
+        const float tf2 = float(2 * t);
+        // The MMAs sit inside each branch so that one basic block holds them and the
+        // exponentials that consume them (the scheduler interleaves the two).
+        if (fast) {
+            float acc[MT][kNT][4];
+            compute_s(acc);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    float sp = 0.f, spc = 0.f;  // Σ P and Σ P·(column offset without 2t)
+#pragma unroll
+                    for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            const float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
+                            const float pr = fast_exp2(x);
+                            ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
+                            sp += pr;
+                            spc = fmaf(pr, float(nt * 8 + e), spc);
+                            colp[nt * 2 + e] += pr;
+                        }
+                    // Σ P·(t − s) = (t − j0 − 2t')·Σ P − Σ P·(nt·8 + e): both terms positive,
+                    // the first dominant (t − j0 >= 64 + W here).
+                    const float rj = float(ri[mt][hf] - j0) - tf2;
+                    dist[mt][hf] = fmaf(rj, sp, dist[mt][hf]) - spc;
+                    psum_far[mt][hf] += sp;
+                }
+            if (cls == 2) fai_edge(acc);
+        } else {
+            float acc[MT][kNT][4];
+            compute_s(acc);
+#pragma unroll
+            for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+                for (int hf = 0; hf < 2; ++hf) {
+                    const float rj = float(ri[mt][hf] - j0) - tf2;  // t − j0 − 2t'
+                    const int lim = min(ri[mt][hf], p.len_k - 1) - j0 - 2 * t;  // keep c <= lim
+                    const int slim = p.sink_k - j0 - 2 * t;                      // sink: c < slim
+#pragma unroll
+                    for (int nt = 0; nt < kNT; ++nt)
+#pragma unroll
+                        for (int e = 0; e < 2; ++e) {
+                            const int c = nt * 8 + e;
+                            float x = fmaf(acc[mt][nt][hf * 2 + e], scale2, -lse2[mt][hf]);
+                            float pr = fast_exp2(x);
+                            if (c > lim) pr = 0.f, x = 0.f;
+                            ent[mt][hf] = fmaf(pr, x, ent[mt][hf]);
+                            const float dd = rj - float(c);
+                            dist[mt][hf] = fmaf(pr, dd, dist[mt][hf]);
+                            waad[mt][hf] = fmaf(pr, fminf(dd, wf), waad[mt][hf]);
+                            if (c < slim) sink[mt][hf] += pr;
+                            colp[nt * 2 + e] += pr;
+                        }
+                }
+            if (cls == 2) fai_edge(acc);
         }
+        butterfly16(colp, lane);
+        atomicAdd(&s_col[buf][g * 8 + t * 2], colp[0]);
+        atomicAdd(&s_col[buf][g * 8 + t * 2 + 1], colp[1]);
+
     }
     __syncthreads();
     if (warp == 0) flush(kb_last);
@@ -395,13 +409,15 @@ __global__ void __launch_bounds__(kThreads) fused_stats_kernel(const FusedStatsP
         }
 }
 
-template <typename T, int D>
-int launch_typed(const FusedStatsParams& p, cudaStream_t stream) {
+int g_variant = -1;  // -1: not chosen yet (ATTNSCOPE_FS_VARIANT or 0)
+
+template <typename T, int D, int MINB>
+int launch_typed_minb(const FusedStatsParams& p, cudaStream_t stream) {
     constexpr int MT = D <= 128 ? 2 : 1;
     constexpr int BM = kWarps * 16 * MT;
     constexpr int KS = D + 16 / int(sizeof(T));
     const size_t smem = size_t(2) * kBN * KS * sizeof(T);
-    auto kernel = fused_stats_kernel<T, D, MT>;
+    auto kernel = fused_stats_kernel<T, D, MT, MINB>;
     static bool attr_set = false;  // per instantiation; harmless to repeat
     if (!attr_set) {
         const cudaError_t e =
@@ -412,6 +428,16 @@ int launch_typed(const FusedStatsParams& p, cudaStream_t stream) {
     const dim3 grid((p.len_q + BM - 1) / BM, p.batch * p.heads);
     kernel<<<grid, kThreads, smem, stream>>>(p);
     return int(cudaGetLastError());
+}
+
+template <typename T, int D>
+int launch_typed(const FusedStatsParams& p, cudaStream_t stream) {
+    if (g_variant < 0) {
+        const char* env = std::getenv("ATTNSCOPE_FS_VARIANT");
+        g_variant = env && env[0] == '1' ? 1 : 0;
+    }
+    return g_variant == 1 ? launch_typed_minb<T, D, 3>(p, stream)
+                          : launch_typed_minb<T, D, 2>(p, stream);
 }
 
 template <typename T>
@@ -429,6 +455,8 @@ int launch_dim(const FusedStatsParams& p, cudaStream_t stream) {
 }  // namespace
 
 bool fused_stats_compiled() { return true; }
+
+void fused_stats_set_variant(int v) { g_variant = v == 1 ? 1 : 0; }
 
 bool fused_stats_supports_head_dim(int d) {
     return d == 16 || d == 32 || d == 64 || d == 128 || d == 256;

@@ -42,6 +42,9 @@ struct FusedStats {
 
 /// True when this build contains the CUDA kernel.
 bool fused_stats_kernel_available();
+/// Kernel launch variant for A/B timing: 0 = 2 CTAs per SM (default), 1 = 3 CTAs per SM with a
+/// tighter register cap. No effect without the kernel.
+void set_fused_stats_variant(int variant);
 
 /// Row log-sum-exp of the scaled causal scores, float32 [batch, head, len_q], in query chunks
 /// (memory O(chunk · len_k)). q [b, H, len_q, d], k [b, G, len_k, d], H a multiple of G.

@@ -44,6 +44,9 @@ struct FusedStatsParams {
 
 /// True if this build holds the kernel (compiled by nvcc).
 bool fused_stats_compiled();
+/// Launch variant (A/B timing): 0 = register cap for 2 CTAs per SM (default), 1 = 3 CTAs per SM.
+/// The environment variable ATTNSCOPE_FS_VARIANT=1 selects 1 at the first launch.
+void fused_stats_set_variant(int v);
 /// Head dims the kernel is instantiated for (16, 32, 64, 128, 256).
 bool fused_stats_supports_head_dim(int head_dim);
 /// Launches on `stream` (a cudaStream_t; nullptr = the legacy default stream). Returns 0 or a
