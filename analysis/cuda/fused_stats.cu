@@ -16,6 +16,9 @@
 //     is skipped on tiles wholly outside, and is masked per element only on the few tiles
 //     crossing an edge.
 // CTAs are issued longest-first (the last query block sees the most keys).
+// Tried and dropped (H100, bench/RESULTS.md): 16 rows per warp with the MMAs of the next key tile
+// beside the exponentials of the current one (two accumulator sets): 25.2 vs 18.6 ms per 8B
+// layer at 32k; log-sum-exp from FA2 instead of cuDNN: +11 ms per layer.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -409,230 +412,7 @@ __global__ void __launch_bounds__(kThreads, MINB) fused_stats_kernel(const Fused
         }
 }
 
-// Variant 2 (16-bit inputs): one warp per 16 query rows (BM = 64) and a two-stage pipeline
-// across key tiles: the MMAs of tile kb + 1 sit in the same basic block as the exponentials of
-// tile kb (two accumulator sets), so the tensor cores and the MUFU / FP32 pipes overlap within a
-// warp. ~160 registers: 3 CTAs (12 warps) per SM.
-template <typename T, int D, int MINB>
-__global__ void __launch_bounds__(kThreads, MINB) fused_stats_pipe_kernel(const FusedStatsParams p) {
-    constexpr int BM = kWarps * 16;
-    constexpr int KS = D + 16 / int(sizeof(T));
-    constexpr int kChunk = 16 / int(sizeof(T));
-    constexpr int kChunksPerRow = D / kChunk;
-    extern __shared__ __align__(16) unsigned char smem_raw[];
-    T* ks_smem = reinterpret_cast<T*>(smem_raw);  // [2][kBN][KS]
-    __shared__ float s_col[2][kBN], s_fai[2][kBN];
-
-    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-    const int nqb = (p.len_q + BM - 1) / BM;
-    const int qb = nqb - 1 - int(blockIdx.x);
-    const int bh = int(blockIdx.y), b = bh / p.heads, h = bh % p.heads;
-    const int hk = h / (p.heads / p.kv_heads);
-    const T* qg = static_cast<const T*>(p.q) + b * p.q_sb + h * p.q_sh;
-    const T* kg = static_cast<const T*>(p.k) + b * p.k_sb + hk * p.k_sh;
-    const float* lse = p.lse + b * p.lse_sb + h * p.lse_sh;
-    const int q_off = p.len_k - p.len_q;
-    const int row0 = qb * BM;
-    const int rows_here = min(BM, p.len_q - row0);
-    const int i_min = q_off + row0, i_max = q_off + row0 + rows_here - 1;
-    const int kb_last = i_max / kBN;
-    const float scale2 = p.scale * kLog2e;
-    const float wf = float(p.window);
-
-    for (int i = tid; i < 2 * kBN; i += kThreads) {
-        (&s_col[0][0])[i] = 0.f;
-        (&s_fai[0][0])[i] = 0.f;
-    }
-    int ri[2];
-    float lse2[2];
-    std::uint32_t qf[D / 16][4];
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-        const int r = row0 + warp * 16 + g + 8 * hf;
-        const bool ok = r < p.len_q;
-        ri[hf] = ok ? q_off + r : -1;
-        lse2[hf] = ok ? lse[r] * kLog2e : 0.f;
-    }
-#pragma unroll
-    for (int ks = 0; ks < D / 16; ++ks)
-#pragma unroll
-        for (int c = 0; c < 4; ++c) {
-            const int hf = c & 1, col = ks * 16 + (c >> 1) * 8 + t * 2;
-            const int r = row0 + warp * 16 + g + 8 * hf;
-            qf[ks][c] = ri[hf] >= 0
-                            ? *reinterpret_cast<const std::uint32_t*>(qg + std::int64_t(r) * p.q_ss + col)
-                            : 0u;
-        }
-
-    auto load_tile = [&](int kb, int buf) {
-        T* dst = ks_smem + buf * kBN * KS;
-        for (int c = tid; c < kBN * kChunksPerRow; c += kThreads) {
-            const int r = c / kChunksPerRow, ch = c % kChunksPerRow;
-            const int key = kb * kBN + r;
-            const bool ok = key < p.len_k;
-            cp_async16(dst + r * KS + ch * kChunk,
-                       kg + std::int64_t(ok ? key : 0) * p.k_ss + ch * kChunk, ok);
-        }
-        cp_async_commit();
-    };
-    auto flush = [&](int kb) {
-        const int buf = kb & 1;
-        const int c = lane * 2, j = kb * kBN + c;
-        const float c0 = s_col[buf][c], c1 = s_col[buf][c + 1];
-        const float f0 = s_fai[buf][c], f1 = s_fai[buf][c + 1];
-        s_col[buf][c] = s_col[buf][c + 1] = 0.f;
-        s_fai[buf][c] = s_fai[buf][c + 1] = 0.f;
-        if (j >= p.len_k) return;
-        const int cls = fai_class(p, i_min, i_max, kb * kBN, min(kb * kBN + kBN, p.len_k) - 1);
-        const std::int64_t base = std::int64_t(bh) * p.len_k + j;
-        const bool aligned = (base & 1) == 0, second = j + 1 < p.len_k;
-        atomic_add2(p.col_sum + base, c0, c1, aligned, second);
-        if (cls == 1) atomic_add2(p.fai_sum + base, c0, c1, aligned, second);
-        if (cls == 2) atomic_add2(p.fai_sum + base, f0, f1, aligned, second);
-    };
-    const int mi = lane >> 3, r8 = lane & 7;
-    auto mma_tile = [&](float (&acc)[kNT][4], int buf) {
-        const T* lbase = ks_smem + buf * kBN * KS + ((mi >> 1) * 8 + r8) * KS + (mi & 1) * 8;
-#pragma unroll
-        for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-            for (int c = 0; c < 4; ++c) acc[nt][c] = 0.f;
-#pragma unroll
-        for (int nt = 0; nt < kNT; nt += 2)
-#pragma unroll
-            for (int ks = 0; ks < D / 16; ++ks) {
-                std::uint32_t bf[4];
-                ldmatrix_x4(bf, lbase + nt * 8 * KS + ks * 16);
-                mma16816<T>(acc[nt], qf[ks], bf[0], bf[1]);
-                mma16816<T>(acc[nt + 1], qf[ks], bf[2], bf[3]);
-            }
-    };
-
-    float ent[2] = {}, dist[2] = {}, waad[2] = {}, psum_far[2] = {}, sink[2] = {};
-    const float tf2 = float(2 * t);
-
-    // Elementwise work of tile kb on `cur` while the MMAs of tile kb + 1 fill `nxt`.
-    auto step = [&](float (&cur)[kNT][4], float (&nxt)[kNT][4], int kb) {
-        const int buf = kb & 1;
-        cp_async_wait_all();
-        __syncthreads();
-        if (kb > 0 && warp == 0) flush(kb - 1);
-        if (kb + 2 <= kb_last) load_tile(kb + 2, buf);
-        const int nbuf = buf ^ 1;  // tile kb + 1 (stale data on the last tile: result unused)
-        const int j0 = kb * kBN;
-        const int j1 = min(j0 + kBN, p.len_k) - 1;
-        const bool need_mask = (j0 + kBN - 1 > i_min) || (j0 + kBN > p.len_k) || (rows_here < BM);
-        const bool far = !need_mask && (i_min - (j0 + kBN - 1) >= p.window);
-        const bool sink_tile = j0 < p.sink_k;
-        const int cls = fai_class(p, i_min, i_max, j0, j1);
-        float colp[16];
-#pragma unroll
-        for (int i = 0; i < 16; ++i) colp[i] = 0.f;
-        if (!need_mask && far && !sink_tile) {
-            mma_tile(nxt, nbuf);
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                float sp = 0.f, spc = 0.f;
-#pragma unroll
-                for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const float x = fmaf(cur[nt][hf * 2 + e], scale2, -lse2[hf]);
-                        const float pr = fast_exp2(x);
-                        ent[hf] = fmaf(pr, x, ent[hf]);
-                        sp += pr;
-                        spc = fmaf(pr, float(nt * 8 + e), spc);
-                        colp[nt * 2 + e] += pr;
-                    }
-                const float rj = float(ri[hf] - j0) - tf2;
-                dist[hf] = fmaf(rj, sp, dist[hf]) - spc;
-                psum_far[hf] += sp;
-            }
-        } else {
-            mma_tile(nxt, nbuf);
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const float rj = float(ri[hf] - j0) - tf2;
-                const int lim = min(ri[hf], p.len_k - 1) - j0 - 2 * t;
-                const int slim = p.sink_k - j0 - 2 * t;
-#pragma unroll
-                for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const int c = nt * 8 + e;
-                        float x = fmaf(cur[nt][hf * 2 + e], scale2, -lse2[hf]);
-                        float pr = fast_exp2(x);
-                        if (c > lim) pr = 0.f, x = 0.f;
-                        ent[hf] = fmaf(pr, x, ent[hf]);
-                        const float dd = rj - float(c);
-                        dist[hf] = fmaf(pr, dd, dist[hf]);
-                        waad[hf] = fmaf(pr, fminf(dd, wf), waad[hf]);
-                        if (c < slim) sink[hf] += pr;
-                        colp[nt * 2 + e] += pr;
-                    }
-            }
-        }
-        butterfly16(colp, lane);
-        atomicAdd(&s_col[buf][g * 8 + t * 2], colp[0]);
-        atomicAdd(&s_col[buf][g * 8 + t * 2 + 1], colp[1]);
-        if (cls == 2) {
-            float faip[16];
-#pragma unroll
-            for (int i = 0; i < 16; ++i) faip[i] = 0.f;
-#pragma unroll
-            for (int hf = 0; hf < 2; ++hf) {
-                const long long ti = ri[hf];
-                const bool in_r = ti >= 0 && ti >= p.rows_begin && ti < p.rows_end;
-#pragma unroll
-                for (int nt = 0; nt < kNT; ++nt)
-#pragma unroll
-                    for (int e = 0; e < 2; ++e) {
-                        const long long j = j0 + nt * 8 + t * 2 + e;
-                        const bool ok = in_r && j < p.len_k && j <= ti && ti - j >= p.fai_lo &&
-                                        ti - j <= p.fai_hi;
-                        const float pr = fast_exp2(fmaf(cur[nt][hf * 2 + e], scale2, -lse2[hf]));
-                        faip[nt * 2 + e] += ok ? pr : 0.f;
-                    }
-            }
-            butterfly16(faip, lane);
-            atomicAdd(&s_fai[buf][g * 8 + t * 2], faip[0]);
-            atomicAdd(&s_fai[buf][g * 8 + t * 2 + 1], faip[1]);
-        }
-    };
-
-    float acc0[kNT][4], acc1[kNT][4];
-    load_tile(0, 0);
-    cp_async_wait_all();
-    __syncthreads();
-    if (kb_last >= 1) load_tile(1, 1);
-    mma_tile(acc0, 0);
-    for (int kb = 0; kb <= kb_last; kb += 2) {
-        step(acc0, acc1, kb);
-        if (kb + 1 <= kb_last) step(acc1, acc0, kb + 1);
-    }
-    __syncthreads();
-    if (warp == 0) flush(kb_last);
-
-#pragma unroll
-    for (int hf = 0; hf < 2; ++hf) {
-        float v[5] = {ent[hf], dist[hf], waad[hf], psum_far[hf], sink[hf]};
-#pragma unroll
-        for (int i = 0; i < 5; ++i) {
-            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 1);
-            v[i] += __shfl_xor_sync(0xffffffffu, v[i], 2);
-        }
-        const int r = row0 + warp * 16 + g + 8 * hf;
-        if (t == 0 && r < p.len_q) {
-            const std::int64_t o = std::int64_t(bh) * p.len_q + r;
-            p.entropy[o] = -kLn2 * v[0];
-            p.distance[o] = v[1];
-            p.waad[o] = v[2] + wf * v[3];
-            if (p.sink_mass) p.sink_mass[o] = v[4];
-        }
-    }
-}
-
-int g_variant = -1;  // -1: not chosen yet (ATTNSCOPE_FS_VARIANT or 0)
+int g_variant = -1;  // -1: not chosen yet (ATTNSCOPE_FS_VARIANT, else 1)
 
 template <typename T, int D, int MINB>
 int launch_typed_minb(const FusedStatsParams& p, cudaStream_t stream) {
@@ -653,33 +433,11 @@ int launch_typed_minb(const FusedStatsParams& p, cudaStream_t stream) {
     return int(cudaGetLastError());
 }
 
-template <typename T, int D, int MINB>
-int launch_pipe(const FusedStatsParams& p, cudaStream_t stream) {
-    constexpr int BM = kWarps * 16;
-    constexpr int KS = D + 16 / int(sizeof(T));
-    const size_t smem = size_t(2) * kBN * KS * sizeof(T);
-    auto kernel = fused_stats_pipe_kernel<T, D, MINB>;
-    static bool attr_set = false;
-    if (!attr_set) {
-        const cudaError_t e =
-            cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
-        if (e != cudaSuccess) return int(e);
-        attr_set = true;
-    }
-    const dim3 grid((p.len_q + BM - 1) / BM, p.batch * p.heads);
-    kernel<<<grid, kThreads, smem, stream>>>(p);
-    return int(cudaGetLastError());
-}
-
 template <typename T, int D>
 int launch_typed(const FusedStatsParams& p, cudaStream_t stream) {
     if (g_variant < 0) {
         const char* env = std::getenv("ATTNSCOPE_FS_VARIANT");
-        g_variant = env && env[0] >= '1' && env[0] <= '3' ? env[0] - '0' : 0;
-    }
-    if constexpr (!std::is_same_v<T, float>) {
-        if (g_variant == 2) return launch_pipe<T, D, 3>(p, stream);
-        if (g_variant == 3) return launch_pipe<T, D, 2>(p, stream);
+        g_variant = env && env[0] == '0' ? 0 : 1;
     }
     return g_variant == 1 ? launch_typed_minb<T, D, 3>(p, stream)
                           : launch_typed_minb<T, D, 2>(p, stream);
@@ -701,7 +459,7 @@ int launch_dim(const FusedStatsParams& p, cudaStream_t stream) {
 
 bool fused_stats_compiled() { return true; }
 
-void fused_stats_set_variant(int v) { g_variant = (v >= 1 && v <= 3) ? v : 0; }
+void fused_stats_set_variant(int v) { g_variant = v == 0 ? 0 : 1; }
 
 bool fused_stats_supports_head_dim(int d) {
     return d == 16 || d == 32 || d == 64 || d == 128 || d == 256;

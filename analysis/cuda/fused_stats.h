@@ -42,8 +42,8 @@ struct FusedStats {
 
 /// True when this build contains the CUDA kernel.
 bool fused_stats_kernel_available();
-/// Kernel launch variant for A/B timing (0 default; 1, 2, 3: see fused_stats_kernel.h). No
-/// effect without the kernel.
+/// Kernel launch variant for A/B timing (1 default, 0: see fused_stats_kernel.h). No effect
+/// without the kernel.
 void set_fused_stats_variant(int variant);
 
 /// Row log-sum-exp of the scaled causal scores, float32 [batch, head, len_q], in query chunks

@@ -44,10 +44,9 @@ struct FusedStatsParams {
 
 /// True if this build holds the kernel (compiled by nvcc).
 bool fused_stats_compiled();
-/// Launch variant (A/B timing): 0 = 32 query rows per warp, register cap for 2 CTAs per SM
-/// (default); 1 = the same for 3 CTAs per SM; 2 / 3 = 16 rows per warp with the MMAs of the
-/// next key tile overlapping the exponentials of the current one, 3 / 2 CTAs per SM (16-bit
-/// inputs; fp32 runs variant 0). ATTNSCOPE_FS_VARIANT=N selects N at the first launch.
+/// Launch variant (A/B timing): 1 (default) = register cap for 3 CTAs per SM (12 warps; spills
+/// a few hundred bytes at head_dim 128 and is still 5-20% faster on the H100); 0 = cap for 2
+/// CTAs per SM, no spills. ATTNSCOPE_FS_VARIANT=0 selects 0 at the first launch.
 void fused_stats_set_variant(int v);
 /// Head dims the kernel is instantiated for (16, 32, 64, 128, 256).
 bool fused_stats_supports_head_dim(int head_dim);

@@ -154,7 +154,7 @@ TEST_CASE("gpu: fused statistics kernel == CPU reference on fresh random inputs"
     struct Case { std::int64_t b, H, G, n, d; };
     const std::vector<Case> cases = {{2, 4, 2, 300, 64}, {1, 2, 1, 129, 128}, {1, 3, 3, 70, 32},
                                      {1, 2, 2, 200, 16}, {1, 2, 1, 100, 256}, {1, 4, 1, 1, 64}};
-    for (int variant : {3, 2, 1, 0}) {
+    for (int variant : {0, 1}) {
     set_fused_stats_variant(variant);
     for (const auto& c : cases) {
         for (const auto dt : {at::kFloat, at::kBFloat16, at::kHalf}) {
