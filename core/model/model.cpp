@@ -99,6 +99,8 @@ const text::Tokenizer& Model::require_tokenizer() const {
     return *impl_->tokenizer;
 }
 HookRegistry& Model::hooks() { return *impl_->hooks; }
+void Model::set_attention_tap(AttentionTap tap) { impl_->attention_tap = std::move(tap); }
+void Model::set_logits_to_keep(std::int64_t n) { impl_->logits_to_keep = n < 0 ? 0 : n; }
 const std::vector<HookName>& Model::hook_points() const { return impl_->points; }
 const std::filesystem::path& Model::dir() const { return impl_->dir; }
 at::Device Model::device() const { return impl_->device; }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -44,6 +45,16 @@ struct KVCache {
     void clear();
 };
 
+/// Statistics tap on the fused attention path: called once per layer that runs SDPA in an
+/// unpadded, window-free prefill (layers with pattern or score hooks take the materialised path
+/// instead), with q [batch, heads, pos, d_head] and k [batch, kv_heads, pos, d_head] after RoPE,
+/// `lse` float32 [batch, heads, pos], the natural-log log-sum-exp of each query row's scaled,
+/// causal scores, and the score scale. Together they give every probability
+/// exp(scale·q·k − lse) blockwise, without the [pos, pos] map (analysis/cuda/fused_stats.h).
+/// Must not modify its arguments.
+using AttentionTap = std::function<void(int layer, const at::Tensor& q, const at::Tensor& k,
+                                        const at::Tensor& lse, double scale)>;
+
 class Model {
 public:
     /// Loads `dir`. Throws ConfigError (config.json), WeightsError (safetensors, missing or
@@ -71,6 +82,12 @@ public:
     /// Throws ConfigError naming the folder when there is no tokenizer.
     const text::Tokenizer& require_tokenizer() const;
     HookRegistry& hooks();
+    /// Installs (or, with an empty function, removes) the attention statistics tap.
+    void set_attention_tap(AttentionTap tap);
+    /// Compute logits (and ln_final / unembed hooks) for the last `n` positions only, like
+    /// transformers' logits_to_keep; 0 (default) = every position. Long statistics runs use 1:
+    /// full logits of a 128k-token prompt alone would take 60+ GB.
+    void set_logits_to_keep(std::int64_t n);
     const std::vector<HookName>& hook_points() const;
 
     const std::filesystem::path& dir() const;

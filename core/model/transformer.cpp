@@ -108,12 +108,20 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
     // sliding window (transformers: q_slot - k_slot < window). Each query may always see its own
     // slot so padding rows stay finite (their outputs are discarded) and never poison real rows
     // through NaN * 0 in the next layer.
-    auto q_slot = at::arange(past, K, ids.options()).view({1, 1, p, 1});
-    auto k_slot = at::arange(0, K, ids.options()).view({1, 1, 1, K});
-    auto key_real = full_mask.view({b, 1, 1, K}).to(at::kBool);
-    at::Tensor causal = (k_slot <= q_slot).logical_and(key_real).logical_or(k_slot == q_slot);
-    at::Tensor windowed;
-    if (cfg.sliding_window) windowed = causal.logical_and((q_slot - k_slot) < *cfg.sliding_window);
+    // Built on first use only: [p, K] booleans are 17 GB at 128k tokens, and the fused path of
+    // an unpadded prefill never needs them.
+    at::Tensor causal, windowed;
+    auto allowed_mask = [&](bool layer_window) -> const at::Tensor& {
+        if (!causal.defined()) {
+            auto q_slot = at::arange(past, K, ids.options()).view({1, 1, p, 1});
+            auto k_slot = at::arange(0, K, ids.options()).view({1, 1, 1, K});
+            auto key_real = full_mask.view({b, 1, 1, K}).to(at::kBool);
+            causal = (k_slot <= q_slot).logical_and(key_real).logical_or(k_slot == q_slot);
+            if (cfg.sliding_window)
+                windowed = causal.logical_and((q_slot - k_slot) < *cfg.sliding_window);
+        }
+        return layer_window ? windowed : causal;
+    };
     // The fused path can use the cheap is_causal flag only for an unpadded, window-free prefill.
     const bool simple_prefill = !padded && past == 0;
     const bool window_bites = cfg.sliding_window && K > *cfg.sliding_window;
@@ -174,7 +182,6 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
                                                                           : 1.0 / std::sqrt(double(dh));
         if (cfg.arch == Arch::kGpt2 && cfg.scale_attn_by_inverse_layer_idx) scale /= double(l + 1);
         const bool layer_window = cfg.sliding_window && l >= cfg.sliding_window_from_layer;
-        const at::Tensor& allowed = layer_window ? windowed : causal;
 
         at::Tensor z;  // [b, H, p, dh]
         if (H.pattern_chunked(l)) {
@@ -188,7 +195,7 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
             for (std::int64_t q0 = 0; q0 < p; q0 += rows) {
                 const std::int64_t c = std::min(rows, p - q0);
                 at::Tensor s = at::matmul(qh.narrow(2, q0, c), kr).to(at::kFloat) * scale;
-                s = s.masked_fill(allowed.narrow(2, q0, c).logical_not(),
+                s = s.masked_fill(allowed_mask(layer_window).narrow(2, q0, c).logical_not(),
                                   -std::numeric_limits<float>::infinity());
                 at::Tensor pc = at::softmax(s, -1);  // [b, H, c, K]
                 H.run_pattern_chunk(l, pc, past + q0);
@@ -201,17 +208,23 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
             const std::int64_t rep = nh / ng;
             at::Tensor scores = at::matmul(qh, detail::repeat_kv(kh, rep).transpose(-1, -2))
                                     .to(at::kFloat) * scale;  // [b, H, p, K]
-            scores = scores.masked_fill(allowed.logical_not(),
+            scores = scores.masked_fill(allowed_mask(layer_window).logical_not(),
                                         -std::numeric_limits<float>::infinity());
             scores = H.run(l, Site::kAttnScores, scores);
             at::Tensor pattern = H.run(l, Site::kPattern, at::softmax(scores, -1));
             z = at::matmul(pattern.to(dtype), detail::repeat_kv(vh, rep));
+        } else if (attention_tap && simple_prefill && !(layer_window && window_bites)) {
+            // Statistics mode: the fused kernel also hands out each row's log-sum-exp, so the
+            // tap can recompute probabilities blockwise without the [p, K] map.
+            at::Tensor lse;
+            z = detail::sdpa_causal_lse(qh, kh, vh, scale, lse);
+            attention_tap(l, qh, kh, lse, scale);
         } else if (simple_prefill && !(layer_window && window_bites)) {
             z = detail::sdpa(qh, kh, vh, at::Tensor(), /*is_causal=*/p > 1, scale);
         } else if (!padded && p == 1 && !(layer_window && window_bites)) {
             z = detail::sdpa(qh, kh, vh, at::Tensor(), false, scale);  // one query sees all keys
         } else {
-            z = detail::sdpa(qh, kh, vh, allowed, false, scale);
+            z = detail::sdpa(qh, kh, vh, allowed_mask(layer_window), false, scale);
         }
         z = H.run(l, Site::kZ, z.transpose(1, 2).contiguous());  // [b, p, H, dh]
         at::Tensor attn_out = H.run(l, Site::kAttnOut,
@@ -233,6 +246,7 @@ at::Tensor Model::Impl::forward(const at::Tensor& input_ids, const at::Tensor& a
     }
     if (cache) cache->mask = full_mask;
 
+    if (logits_to_keep > 0 && logits_to_keep < p) x = x.narrow(1, p - logits_to_keep, logits_to_keep);
     x = H.run(-1, Site::kLnFinalNormalized, norm(cfg, x, w.lnf_w, w.lnf_b));
     at::Tensor logits = H.run(-1, Site::kUnembedOut, at::linear(x, w.lm_head));  // [b, p, V]
     return logits.to(at::kFloat);

@@ -63,6 +63,8 @@ struct Model::Impl {
     std::unique_ptr<HookRegistry> hooks;
     at::Device device = at::kCPU;
     at::ScalarType dtype = at::kFloat;
+    AttentionTap attention_tap;       // empty = off (model.h)
+    std::int64_t logits_to_keep = 0;  // 0 = logits of every position (model.h)
 
     at::Tensor forward(const at::Tensor& input_ids, const at::Tensor& attention_mask,
                        KVCache* cache);

@@ -71,4 +71,85 @@ inline at::Tensor sdpa(const at::Tensor& q, const at::Tensor& k, const at::Tenso
 #endif
 }
 
+/// Causal prefill attention (q, k, v as sdpa(), len_q == len_k) that also returns the row
+/// log-sum-exp of the scaled scores, `lse` float32 [b, H, q] (natural log), for the attention
+/// statistics tap (core/model/model.h). CUDA bf16/fp16: cuDNN's kernel (what SDPA picks on
+/// Hopper; FA2 is ~1.8x slower there at 32k), checked once per process on row 0 (whose lse is
+/// scale·q0·k0), else the flash kernel; CUDA fp32: the memory-efficient kernel; elsewhere (CPU,
+/// LibTorch 1.13) the chunked math path.
+inline at::Tensor sdpa_causal_lse(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  double scale, at::Tensor& lse) {
+    const std::int64_t n_rep = q.size(1) / k.size(1);
+#if TORCH_VERSION_MAJOR >= 2
+    if (q.is_cuda()) {
+        at::Tensor z_out;
+        const bool half = q.scalar_type() == at::kHalf || q.scalar_type() == at::kBFloat16;
+        // 0 untested; 1 cuDNN with native GQA; 2 cuDNN with expanded KV heads; -1 unusable.
+        static int cudnn_state = 0;
+        auto try_cudnn = [&](bool expand) -> bool {
+            try {
+                auto r = at::_scaled_dot_product_cudnn_attention(
+                    q, expand ? repeat_kv(k, n_rep) : k, expand ? repeat_kv(v, n_rep) : v,
+                    c10::optional<at::Tensor>(), /*compute_log_sumexp=*/true, 0.0,
+                    /*is_causal=*/true, false, scale);
+                at::Tensor l = std::get<1>(r).reshape({q.size(0), q.size(1), q.size(2)}).to(at::kFloat);
+                if (cudnn_state <= 0) {  // row 0 sees only key 0: lse = scale·q0·k0
+                    const at::Tensor q0 = q.select(2, 0).select(1, 0).select(0, 0).to(at::kFloat);
+                    const at::Tensor k0 = k.select(2, 0).select(1, 0).select(0, 0).to(at::kFloat);
+                    const double want = (q0 * k0).sum().item<double>() * scale;
+                    const double got = l[0][0][0].item<double>();
+                    if (std::abs(got - want) > 1e-3 * (1.0 + std::abs(want))) return false;
+                }
+                lse = l;
+                z_out = std::get<0>(r);
+                return true;
+            } catch (const c10::Error&) {
+                return false;
+            }
+        };
+        if (half && cudnn_state >= 0) {
+            if (cudnn_state == 0) {
+                if (n_rep > 1 && try_cudnn(false)) cudnn_state = 1;
+                else if (try_cudnn(true)) cudnn_state = 2;
+                else cudnn_state = -1;
+                if (cudnn_state > 0) return z_out;
+            } else if (try_cudnn(cudnn_state == 2)) {
+                return z_out;
+            }
+        }
+        if (half && q.size(-1) <= 256) {
+            try {
+                auto r = at::_scaled_dot_product_flash_attention(q, k, v, 0.0, /*is_causal=*/true,
+                                                                 false, scale);
+                lse = std::get<1>(r);
+                return std::get<0>(r);
+            } catch (const c10::Error&) {
+                // fall through (e.g. a flash build without GQA): expanded heads below
+            }
+        }
+        auto r = at::_scaled_dot_product_efficient_attention(
+            q, repeat_kv(k, n_rep), repeat_kv(v, n_rep), c10::optional<at::Tensor>(),
+            /*compute_log_sumexp=*/true, 0.0, /*is_causal=*/true, scale);
+        lse = std::get<1>(r).narrow(2, 0, q.size(2)).contiguous();
+        return std::get<0>(r);
+    }
+#endif
+    const at::Tensor kt = repeat_kv(k, n_rep).transpose(-1, -2);
+    const at::Tensor vr = repeat_kv(v, n_rep);
+    const std::int64_t b = q.size(0), h = q.size(1), nq = q.size(2), nk = k.size(2);
+    const std::int64_t rows = std::max<std::int64_t>(1, (std::int64_t{1} << 24) / (b * h * nk));
+    std::vector<at::Tensor> out, lses;
+    for (std::int64_t q0 = 0; q0 < nq; q0 += rows) {
+        const std::int64_t c = std::min(rows, nq - q0);
+        at::Tensor scores = at::matmul(q.narrow(2, q0, c), kt).to(at::kFloat) * scale;
+        auto qi = at::arange(nk - nq + q0, nk - nq + q0 + c, q.options().dtype(at::kLong)).view({c, 1});
+        auto kj = at::arange(0, nk, q.options().dtype(at::kLong)).view({1, nk});
+        scores = scores.masked_fill(kj > qi, -std::numeric_limits<float>::infinity());
+        lses.push_back(at::logsumexp(scores, -1));
+        out.push_back(at::matmul(at::softmax(scores, -1).to(q.scalar_type()), vr));
+    }
+    lse = lses.size() == 1 ? lses[0] : at::cat(lses, 2);
+    return out.size() == 1 ? out[0] : at::cat(out, 2);
+}
+
 }  // namespace attnscope::model::detail
