@@ -52,5 +52,7 @@ int cmd_generate(const std::vector<std::string>& args, std::ostream& out);
 int cmd_capture(const std::vector<std::string>& args, std::ostream& out);
 int cmd_analyze(const std::vector<std::string>& args, std::ostream& out);
 int cmd_inspect(const std::vector<std::string>& args, std::ostream& out);
+/// Only in builds with Qt 6 (ATTNSCOPE_HAVE_PLOT).
+int cmd_plot(const std::vector<std::string>& args, std::ostream& out);
 
 }  // namespace attnscope::cli

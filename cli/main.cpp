@@ -18,6 +18,9 @@ const char* kUsage =
     "  capture    store per-head attention (and any hook) of prompts in an HDF5 file\n"
     "  inspect    runs, prompts and arrays of a capture file (shapes, sizes, completeness)\n"
     "  analyze    attention metrics (sinks, entropy, distance, WAAD/FAI roles) of prompts or a capture file\n"
+#ifdef ATTNSCOPE_HAVE_PLOT
+    "  plot       a figure (heatmap, grid, layers, diff, tokens) of a capture file as PNG or SVG\n"
+#endif
     "\n"
     "Run `attnscope <command> --help` for a command's options.\n";
 
@@ -42,6 +45,15 @@ int main(int argc, char** argv) {
         if (cmd == "capture") return cmd_capture(args, std::cout);
         if (cmd == "analyze") return cmd_analyze(args, std::cout);
         if (cmd == "inspect") return cmd_inspect(args, std::cout);
+#ifdef ATTNSCOPE_HAVE_PLOT
+        if (cmd == "plot") return cmd_plot(args, std::cout);
+#else
+        if (cmd == "plot") {
+            std::cerr << "attnscope plot: this build has no Qt 6; install qt6-base-dev "
+                         "qt6-svg-dev and rebuild\n";
+            return kExitFailure;
+        }
+#endif
         std::cerr << "attnscope: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;
     } catch (const UsageError& e) {
