@@ -10,8 +10,8 @@
 #include <cstdio>
 
 #include "gui/main_window.h"
-#include "gui/models/token_list_model.h"
 #include "gui/screenshot.h"
+#include "plots/render.h"
 
 int main(int argc, char** argv) {
     using attnscope::gui::MainWindow;
@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
     }();
     // Screenshots need no display: use the offscreen platform unless one was chosen.
     if (headless && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+    attnscope::plots::quietQtWarnings();
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("attnscope"));
     QApplication::setApplicationName(QStringLiteral("viewer"));

@@ -265,7 +265,9 @@ bool MainWindow::selectPrompt(const QString& runName, std::int64_t prompt) {
         const auto reader = m_doc->reader();
         std::string run = runName.toStdString();
         if (run.empty()) {
-            for (const auto& r : reader->runs())
+            auto runs = reader->runs();  // "main" first, then by name
+            std::stable_partition(runs.begin(), runs.end(), [](const store::RunSummary& s) { return s.info.name == "main"; });
+            for (const auto& r : runs)
                 for (std::int64_t p : reader->run_prompts(r.info.name))
                     if (!plots::patternLayers(*reader, r.info.name, p).empty()) {
                         run = r.info.name;

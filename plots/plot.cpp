@@ -15,7 +15,10 @@ namespace attnscope::plots {
 namespace {
 
 std::string firstRunWithMaps(const store::Reader& r) {
-    for (const auto& run : r.runs())
+    // "main" (capture's default run name) first, then the others by name.
+    auto runs = r.runs();
+    std::stable_partition(runs.begin(), runs.end(), [](const store::RunSummary& s) { return s.info.name == "main"; });
+    for (const auto& run : runs)
         for (std::int64_t p : r.run_prompts(run.info.name))
             if (!patternLayers(r, run.info.name, p).empty()) return run.info.name;
     throw ConfigError(r.path().string() + ": no run stores attention maps (hook_pattern); capture with "
@@ -90,6 +93,8 @@ PlotReport runPlot(const PlotRequest& rq) {
                 if (runB.empty()) throw ConfigError("diff needs a second run of prompt " + std::to_string(prompt) + " (--run-b)");
             }
             reader.run(runB);
+            if (runB == run)
+                throw ConfigError("diff: --run-b names the same run as --run ('" + run + "'); pick another run");
             checkHead(reader, runB, prompt, rq.layer, rq.head);
             values = diffHead(reader, run, runB, prompt, rq.layer, rq.head, &T);
             spec.scale = autoScale(values, rq.colormap == "viridis" ? Colormap::kRdBu : cmap, false, true);

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <string>
 
 #include "core/base/error.h"
@@ -52,8 +53,29 @@ void saveFigure(const std::filesystem::path& out, QSize size, const PaintFn& pai
     throw ConfigError(out.string() + ": unknown figure format '" + ext + "'; use .png or .svg");
 }
 
+namespace {
+
+// Headless runs in containers have no XDG_RUNTIME_DIR; Qt warns about it on every start, which
+// is noise on a CLI's stderr. Everything else goes through unchanged.
+QtMessageHandler previousHandler = nullptr;
+void quietHandler(QtMsgType type, const QMessageLogContext& ctx, const QString& msg) {
+    if (type == QtWarningMsg && msg.startsWith(QLatin1String("QStandardPaths: XDG_RUNTIME_DIR"))) return;
+    if (previousHandler) previousHandler(type, ctx, msg);
+    else std::fprintf(stderr, "%s\n", msg.toLocal8Bit().constData());
+}
+
+}  // namespace
+
+void quietQtWarnings() {
+    static bool installed = false;
+    if (installed) return;
+    installed = true;
+    previousHandler = qInstallMessageHandler(quietHandler);
+}
+
 void ensureGuiApplication() {
     if (QGuiApplication::instance()) return;
+    quietQtWarnings();
     if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
         qputenv("QT_QPA_PLATFORM", QByteArrayLiteral("offscreen"));
     static int argc = 1;

@@ -23,5 +23,7 @@ void saveFigure(const std::filesystem::path& out, QSize size, const PaintFn& pai
 /// Makes sure a QGuiApplication exists (fonts need one), using the offscreen platform when none
 /// was chosen. For headless callers (the CLI); the viewer has its own QApplication.
 void ensureGuiApplication();
+/// Drops Qt's "XDG_RUNTIME_DIR not set" warning (headless containers); other messages pass.
+void quietQtWarnings();
 
 }  // namespace attnscope::plots
