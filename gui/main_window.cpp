@@ -241,15 +241,18 @@ void MainWindow::onOpened(const QString& path) {
     m_updating = false;
     m_run.clear();
     m_prompt = -1;
+    m_updating = true;  // the tree view moves its current index while rows arrive: not a choice
     m_tree->setSnapshot({});
     m_tree->setSnapshot(m_doc->snapshot());
     m_treeView->expandToDepth(0);
+    m_updating = false;
     selectPrompt(QString(), -1);
 }
 
 void MainWindow::onRefreshed() {
-    const auto before = m_tree->snapshot();
+    m_updating = true;
     m_tree->setSnapshot(m_doc->snapshot());
+    m_updating = false;
     if (m_prompt < 0) {
         selectPrompt(QString(), -1);  // the first prompt may just have arrived
         return;
@@ -267,12 +270,14 @@ bool MainWindow::selectPrompt(const QString& runName, std::int64_t prompt) {
         if (run.empty()) {
             auto runs = reader->runs();  // "main" first, then by name
             std::stable_partition(runs.begin(), runs.end(), [](const store::RunSummary& s) { return s.info.name == "main"; });
-            for (const auto& r : runs)
+            for (const auto& r : runs) {
                 for (std::int64_t p : reader->run_prompts(r.info.name))
                     if (!plots::patternLayers(*reader, r.info.name, p).empty()) {
                         run = r.info.name;
                         break;
                     }
+                if (!run.empty()) break;
+            }
             if (run.empty()) {
                 const auto runs = reader->runs();
                 if (runs.empty()) return false;  // a capture that has not written a run yet
@@ -411,11 +416,11 @@ void MainWindow::updateHeadView() {
     try {
         const auto reader = m_doc->reader();
         const std::int64_t T = plots::mapSize(*reader, m_run, m_prompt, m_layer);
-        if (T == 0) {
-            m_headView->setCells(nullptr, {});
-            m_status->setText(QStringLiteral("layer %1 has no stored attention map in run '%2'")
-                                  .arg(m_layer)
-                                  .arg(QString::fromStdString(m_run)));
+        if (T == 0 || !plots::headStored(*reader, m_run, m_prompt, m_layer, m_head)) {
+            m_headView->showMessage(QStringLiteral("Run '%1' stores no attention map of layer %2, head %3 for this prompt.")
+                                        .arg(QString::fromStdString(m_run))
+                                        .arg(m_layer)
+                                        .arg(m_head));
             return;
         }
         plots::HeatmapSpec spec = plots::headSpec(*reader, m_run, m_prompt, m_layer, m_head);
@@ -426,7 +431,7 @@ void MainWindow::updateHeadView() {
         });
         m_headView->setCells(src, spec);
     } catch (const std::exception& e) {
-        m_headView->setCells(nullptr, {});
+        m_headView->showMessage(QString::fromUtf8(e.what()));
         reportError(QStringLiteral("Cannot show layer %1 head %2: %3").arg(m_layer).arg(m_head).arg(QString::fromUtf8(e.what())));
     }
 }
@@ -469,16 +474,22 @@ void MainWindow::updateLayers() {
 }
 
 void MainWindow::updateDiff() {
-    if (!m_doc->isOpen() || m_prompt < 0 || m_runB.empty()) {
-        m_diffView->setCells(nullptr, {});
+    if (!m_doc->isOpen() || m_prompt < 0) return;
+    if (m_runB.empty()) {
+        m_diffView->showMessage(QStringLiteral("No other run holds this prompt: capture it again with --run NAME "
+                                               "(e.g. with an intervention) to compare."));
         return;
     }
     try {
         const auto reader = m_doc->reader();
-        if (plots::mapSize(*reader, m_run, m_prompt, m_layer) == 0 || plots::mapSize(*reader, m_runB, m_prompt, m_layer) == 0) {
-            m_diffView->setCells(nullptr, {});
-            return;
-        }
+        for (const std::string& r : {m_run, m_runB})
+            if (!plots::headStored(*reader, r, m_prompt, m_layer, m_head)) {
+                m_diffView->showMessage(QStringLiteral("Run '%1' stores no map of layer %2, head %3 for this prompt.")
+                                            .arg(QString::fromStdString(r))
+                                            .arg(m_layer)
+                                            .arg(m_head));
+                return;
+            }
         std::int64_t T = 0;
         // Diffs are dense: they are for prompts of ordinary length (two [T, T] float maps).
         std::vector<float> d = plots::diffHead(*reader, m_run, m_runB, m_prompt, m_layer, m_head, &T);
@@ -491,7 +502,7 @@ void MainWindow::updateDiff() {
         spec.scale = plots::autoScale(d, plots::Colormap::kRdBu, false, true);
         m_diffView->setCells(std::make_shared<plots::DenseCells>(std::move(d), T, T), spec);
     } catch (const std::exception& e) {
-        m_diffView->setCells(nullptr, {});
+        m_diffView->showMessage(QString::fromUtf8(e.what()));
         reportError(QStringLiteral("Cannot show the diff: %1").arg(QString::fromUtf8(e.what())));
     }
 }

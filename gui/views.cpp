@@ -29,11 +29,18 @@ HeatmapWidget::HeatmapWidget(QWidget* parent) : QWidget(parent) {
 void HeatmapWidget::setCells(std::shared_ptr<plots::CellSource> cells, const plots::HeatmapSpec& spec) {
     if (auto* old = dynamic_cast<TiledMapSource*>(m_cells.get())) old->disconnect(this);
     m_cells = std::move(cells);
+    m_message.clear();
     m_spec = spec;
     m_spec.highlightRow = m_spec.highlightCol = -1;
     if (auto* tiles = dynamic_cast<TiledMapSource*>(m_cells.get()))
         connect(tiles, &TiledMapSource::tilesArrived, this, qOverload<>(&QWidget::update));
     resetView();
+}
+
+void HeatmapWidget::showMessage(const QString& text) {
+    setCells(nullptr, {});
+    m_message = text;
+    update();
 }
 
 void HeatmapWidget::setScale(const plots::ColorScale& scale) {
@@ -106,7 +113,8 @@ void HeatmapWidget::paintFigure(QPainter& p, const QRectF& r) {
     p.fillRect(r, Qt::white);
     if (!m_cells) {
         p.setPen(Qt::gray);
-        p.drawText(r, Qt::AlignCenter, QStringLiteral("No attention map for this selection"));
+        p.drawText(r.adjusted(20, 20, -20, -20), Qt::AlignCenter | Qt::TextWordWrap,
+                   m_message.isEmpty() ? QStringLiteral("No attention map for this selection") : m_message);
         return;
     }
     plots::HeatmapSpec spec = m_spec;

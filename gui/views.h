@@ -26,6 +26,8 @@ public:
     explicit HeatmapWidget(QWidget* parent = nullptr);
     /// Shows `cells` with `spec` (labels, scale, title); resets zoom and highlights.
     void setCells(std::shared_ptr<plots::CellSource> cells, const plots::HeatmapSpec& spec);
+    /// Shows `text` instead of a map.
+    void showMessage(const QString& text);
     /// Changes colours only (colormap, log), keeping zoom and highlights.
     void setScale(const plots::ColorScale& scale);
     void setView(const plots::CellRange& view);
@@ -60,6 +62,7 @@ protected:
 private:
     void clampView();
     std::shared_ptr<plots::CellSource> m_cells;
+    QString m_message;
     plots::HeatmapSpec m_spec;
     plots::CellRange m_view;
     plots::HeatmapLayout m_layout;

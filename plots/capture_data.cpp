@@ -71,6 +71,14 @@ std::vector<float> pooledHead(const store::Reader& reader, const std::string& ru
     return out;
 }
 
+bool headStored(const store::Reader& reader, const std::string& run, std::int64_t prompt,
+                int layer, int head) {
+    const auto layers = patternLayers(reader, run, prompt);
+    if (std::find(layers.begin(), layers.end(), layer) == layers.end()) return false;
+    const auto heads = reader.array_info(run, prompt, patternHook(layer)).heads;
+    return std::find(heads.begin(), heads.end(), std::int64_t(head)) != heads.end();
+}
+
 std::int64_t mapSize(const store::Reader& reader, const std::string& run, std::int64_t prompt,
                      int layer) {
     const auto layers = patternLayers(reader, run, prompt);

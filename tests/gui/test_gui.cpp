@@ -185,6 +185,32 @@ TEST_CASE("viewer window: opens captures, browses runs and prompts", "[unit][gui
     CHECK(errors.count() == 1);
 }
 
+TEST_CASE("viewer on the archived sample: partial heads, incomplete runs", "[unit][gui]") {
+    test::qtApp();
+    QStandardPaths::setTestModeEnabled(true);
+    MainWindow w;
+    w.setInteractive(false);
+    Tester t1(w.treeModel(), Tester::FailureReportingMode::Fatal);
+    Tester t2(w.gridModel(), Tester::FailureReportingMode::Fatal);
+    QSignalSpy errors(&w, &MainWindow::errorReported);
+    REQUIRE(w.openFile(QStringLiteral(ATTNSCOPE_SOURCE_DIR "/samples/store/capture-v1.h5")));
+    CHECK(w.currentRun() == QStringLiteral("main"));
+    CHECK(w.treeModel()->rowCount() == 3);  // ablate, crashed, main
+    const QModelIndex crashed = w.treeModel()->runIndex(QStringLiteral("crashed"));
+    CHECK(crashed.sibling(crashed.row(), 1).data().toString().contains(QStringLiteral("incomplete")));
+    CHECK(w.treeModel()->rowCount(crashed) == 1);  // only the complete prompt
+    REQUIRE(w.selectPrompt(QStringLiteral("ablate"), 0));
+    w.selectHead(0, 0);  // not stored in this run (heads 1, 3)
+    CHECK(w.headView()->cells() == nullptr);
+    w.selectHead(0, 3);
+    REQUIRE(w.headView()->cells() != nullptr);
+    w.setView(MainWindow::View::Diff);
+    w.waitForIdle();
+    CHECK(errors.count() == 0);
+    const QImage img = w.renderView(QSize(400, 400));
+    CHECK(img.size() == QSize(400, 400));
+}
+
 TEST_CASE("viewer: bad and newer-version files give a message, not a crash", "[unit][gui]") {
     test::qtApp();
     QStandardPaths::setTestModeEnabled(true);
@@ -460,4 +486,51 @@ TEST_CASE("Run prompt: the capture child process", "[unit][gui]") {
         CHECK(w.headView()->cells() != nullptr);
     }
 #endif
+}
+
+// Not run by default ("[.]"): numbers for docs/viewer.md. Writes an 8192 x 8192 float16 map
+// (~68 MiB on disk, causal) and times the head view's first paint, the overview and a zoom.
+TEST_CASE("bench: lazy tiles on an 8192 x 8192 map", "[.][bench]") {
+    test::qtApp();
+    TempDir dir("gui-bench");
+    const auto file = dir.path() / "big8k.h5";
+    const std::int64_t T = 8192;
+    {
+        store::RunInfo ri;
+        store::Writer wr(file, test::tinyModel(), ri);
+        wr.begin_prompt(test::tinyPrompt(0, T));
+        std::vector<std::uint16_t> bits(std::size_t(T * T), 0);
+        for (std::int64_t q = 0; q < T; ++q)
+            for (std::int64_t k = 0; k <= q; ++k)
+                bits[std::size_t(q * T + k)] = store::float_to_half(k == 0 ? 0.5f : k == q ? 0.3f : 0.2f / float(q));
+        store::HookOptions ho;
+        ho.heads = {0};
+        wr.write_hook("blocks.0.attn.hook_pattern", store::FloatRef::f16_bits(bits.data(), {1, T, T}), ho);
+        wr.end_prompt();
+        wr.close();
+    }
+    auto reader = std::make_shared<const store::Reader>(file);
+    const plots::ColorScale sc(plots::Colormap::kViridis, 0.f, 1.f);
+    QImage img(900, 900, QImage::Format_RGB32);
+    QElapsedTimer t;
+    t.start();
+    TiledMapSource src(reader, "main", 0, "blocks.0.attn.hook_pattern", 0, T);
+    {
+        QPainter p(&img);
+        src.paintCells(p, QRectF(0, 0, 900, 900), {0, double(T), 0, double(T)}, sc);
+    }
+    const double firstPaint = double(t.nsecsElapsed()) / 1e6;
+    src.waitForIdle();
+    const double overview = double(t.nsecsElapsed()) / 1e6;
+    const std::int64_t overviewCells = src.cellsRead();
+    t.restart();
+    {
+        QPainter p(&img);
+        src.paintCells(p, QRectF(0, 0, 900, 900), {5000, 5200, 3000, 3200}, sc);
+    }
+    src.waitForIdle();
+    const double zoom = double(t.nsecsElapsed()) / 1e6;
+    WARN("8192 x 8192 f16 map, 900 px view: first paint " << firstPaint << " ms (no I/O), overview (level "
+         << src.levelFor(double(T) / 900) << ") ready after " << overview << " ms reading " << overviewCells
+         << " cells; zoom to 200 x 200 cells: " << zoom << " ms reading " << (src.cellsRead() - overviewCells) << " cells");
 }
