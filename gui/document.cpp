@@ -50,7 +50,7 @@ bool CaptureDocument::openMetrics(const QString& path) {
                               " layers x " + std::to_string(reader->model().n_heads) +
                               " heads) differs from the open capture's");
         m_metrics = std::move(reader);
-        Q_EMIT refreshed();
+        Q_EMIT metricsOpened(path);
         return true;
     } catch (const std::exception& e) {
         Q_EMIT failed(describeOpenError(path, e));

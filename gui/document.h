@@ -44,6 +44,8 @@ Q_SIGNALS:
     /// The file changed on disk and was re-read (new prompts may be there).
     void refreshed();
     void failed(const QString& message);
+    /// A metrics file was attached.
+    void metricsOpened(const QString& path);
 
 private:
     QString m_path;

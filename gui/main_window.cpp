@@ -55,6 +55,11 @@ MainWindow::MainWindow(QWidget* parent)
     connect(m_doc, &CaptureDocument::failed, this, &MainWindow::reportError);
     connect(m_doc, &CaptureDocument::opened, this, &MainWindow::onOpened);
     connect(m_doc, &CaptureDocument::refreshed, this, &MainWindow::onRefreshed);
+    connect(m_doc, &CaptureDocument::metricsOpened, this, [this](const QString& path) {
+        updateMetric();
+        updateLayers();
+        m_status->setText(QStringLiteral("metrics from %1").arg(QFileInfo(path).fileName()));
+    });
 }
 
 MainWindow::~MainWindow() {

@@ -21,4 +21,9 @@ V=("$BIN/attnscope-viewer" "$tmp/cap.h5" --metrics "$tmp/metrics.h5" --run main 
 "${V[@]}" --view diff   --layer 2 --head 3 --run-b bf16 --size 900x850 --screenshot "$OUT/diff.png"
 "$BIN/attnscope" plot --in "$tmp/cap.h5" --prompt 3 --kind heatmap --layer 5 --head 1 --log \
   --colormap magma --size 700x650 --out "$OUT/plot-heatmap-log.png"
+# The whole window (a hidden test case of the gui test binary drives it).
+if [ -x "$BIN/attnscope_tests_gui" ]; then
+  ATTNSCOPE_WINDOW_SHOT="$OUT/window.png" ATTNSCOPE_WINDOW_FILE="$tmp/cap.h5" \
+  ATTNSCOPE_WINDOW_METRICS="$tmp/metrics.h5" "$BIN/attnscope_tests_gui" "[window]" > /dev/null
+fi
 ls -la "$OUT"/*.png

@@ -10,6 +10,10 @@
 #include <QElapsedTimer>
 #include <QFile>
 #include <QFileInfo>
+#include <QMimeData>
+#include <QUrl>
+#include <QDragEnterEvent>
+#include <QDropEvent>
 #include <QSignalSpy>
 #include <QStandardPaths>
 
@@ -183,6 +187,21 @@ TEST_CASE("viewer window: opens captures, browses runs and prompts", "[unit][gui
     // Selecting a missing prompt reports, does not throw.
     CHECK_FALSE(w.selectPrompt(QStringLiteral("main"), 42));
     CHECK(errors.count() == 1);
+
+    // Drag and drop of a file onto the window opens it.
+    const auto other = dir.path() / "other.h5";
+    test::writeRun(other, "dropped", 1, 4, 0, false);
+    QMimeData mime;
+    mime.setUrls({QUrl::fromLocalFile(QString::fromStdString(other.string()))});
+    QDragEnterEvent enter(QPoint(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&w, &enter);
+    CHECK(enter.isAccepted());
+    QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
+    QCoreApplication::sendEvent(&w, &drop);
+    CHECK(w.document()->path().endsWith(QStringLiteral("other.h5")));
+    CHECK(w.currentRun() == QStringLiteral("dropped"));
+    CHECK(w.recentFiles().size() >= 2);
+    CHECK(w.recentFiles().value(0).endsWith(QStringLiteral("other.h5")));
 }
 
 TEST_CASE("viewer on the archived sample: partial heads, incomplete runs", "[unit][gui]") {
@@ -533,4 +552,34 @@ TEST_CASE("bench: lazy tiles on an 8192 x 8192 map", "[.][bench]") {
     WARN("8192 x 8192 f16 map, 900 px view: first paint " << firstPaint << " ms (no I/O), overview (level "
          << src.levelFor(double(T) / 900) << ") ready after " << overview << " ms reading " << overviewCells
          << " cells; zoom to 200 x 200 cells: " << zoom << " ms reading " << (src.cellsRead() - overviewCells) << " cells");
+}
+
+// Not run by default: the whole window (browser dock, toolbar, tabs) as a PNG, for the README:
+//   ATTNSCOPE_WINDOW_SHOT=out.png ATTNSCOPE_WINDOW_FILE=cap.h5 [ATTNSCOPE_WINDOW_METRICS=m.h5]
+//   attnscope_tests_gui "[window]"
+TEST_CASE("window screenshot", "[.][window]") {
+    test::qtApp();
+    QStandardPaths::setTestModeEnabled(true);
+    const QString out = qEnvironmentVariable("ATTNSCOPE_WINDOW_SHOT");
+    const QString file = qEnvironmentVariable("ATTNSCOPE_WINDOW_FILE");
+    REQUIRE_FALSE(out.isEmpty());
+    REQUIRE_FALSE(file.isEmpty());
+    MainWindow w;
+    w.setInteractive(false);
+    w.resize(1400, 900);
+    w.show();
+    REQUIRE(w.openFile(file));
+    const QString metrics = qEnvironmentVariable("ATTNSCOPE_WINDOW_METRICS");
+    if (!metrics.isEmpty()) REQUIRE(w.openMetricsFile(metrics));
+    REQUIRE(w.selectPrompt(QStringLiteral("main"), 3));
+    w.selectHead(2, 3);
+    w.setView(MainWindow::View::Head);
+    w.headView()->setHighlight(8, 0);
+    for (int i = 0; i < 3; ++i) {
+        QCoreApplication::processEvents();
+        w.headView()->repaint();
+        w.waitForIdle();
+    }
+    QCoreApplication::processEvents();
+    CHECK(w.grab().save(out));
 }
