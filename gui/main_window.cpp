@@ -452,6 +452,8 @@ void MainWindow::updateTokens() {
                         return std::find(stored.begin(), stored.end(), h) == stored.end();
                     }), heads.end());
         plots::TokensSpec spec = plots::tokensSpec(*reader, m_run, m_prompt, m_layer, heads, m_token, m_fromQuery);
+        const auto companion = m_doc->metricsReader();
+        plots::addTokenMetric(spec, plots::MetricSources(*reader, companion.get()), m_run, m_prompt);
         m_tokensView->setSpec(spec);
     } catch (const std::exception& e) {
         reportError(QStringLiteral("Cannot show the token view: %1").arg(QString::fromUtf8(e.what())));

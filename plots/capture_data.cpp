@@ -388,6 +388,22 @@ TokensSpec tokensSpec(const store::Reader& reader, const std::string& run, std::
     return s;
 }
 
+void addTokenMetric(TokensSpec& spec, const MetricSources& metrics, const std::string& run,
+                    std::int64_t prompt, std::string name) {
+    const auto names = metrics.tokenMetricNames(run, prompt);
+    if (name.empty())
+        for (const char* pref : {"fai", "waad"})
+            if (std::find(names.begin(), names.end(), pref) != names.end()) {
+                name = pref;
+                break;
+            }
+    if (name.empty()) return;
+    if (auto v = metrics.tokenMetric(run, prompt, name)) {
+        spec.tokenMetric = std::move(*v);
+        spec.tokenMetricName = metricLabel(name);
+    }
+}
+
 std::vector<float> diffHead(const store::Reader& reader, const std::string& runA,
                             const std::string& runB, std::int64_t prompt, int layer, int head,
                             std::int64_t* T) {

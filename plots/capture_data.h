@@ -117,6 +117,10 @@ CurvesSpec layerCurves(const HeadMetric& metric, const QString& caption);
 /// Lines of `heads` of `layer` in the token view.
 TokensSpec tokensSpec(const store::Reader& reader, const std::string& run, std::int64_t prompt,
                       int layer, const std::vector<int>& heads, int token, bool fromQuery);
+/// Adds the per-token metric `name` (default: fai, else waad) to the token view when the
+/// metrics have it; leaves the spec alone otherwise.
+void addTokenMetric(TokensSpec& spec, const MetricSources& metrics, const std::string& run,
+                    std::int64_t prompt, std::string name = {});
 /// a - b of two runs' maps of one head (same prompt). ShapeError when the sizes differ.
 std::vector<float> diffHead(const store::Reader& reader, const std::string& runA,
                             const std::string& runB, std::int64_t prompt, int layer, int head,

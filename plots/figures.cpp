@@ -280,10 +280,12 @@ TokensLayout tokensLayout(const QRectF& bounds, const TokensSpec& spec, int firs
     double colW = fm.averageCharWidth() * 6;
     for (const QString& t : spec.tokens) colW = std::max(colW, fm.horizontalAdvance(axisLabel(t, 18)) + 10);
     colW = std::min(colW, bounds.width() / 3);
-    const double gap = std::clamp(bounds.width() - 2 * colW - 20, 120.0, 420.0);
-    const double left = bounds.center().x() - (2 * colW + gap) / 2;
+    const double barW = spec.tokenMetric.empty() ? 0.0 : 90.0;
+    const double gap = std::clamp(bounds.width() - 2 * colW - barW - 20, 120.0, 420.0);
+    const double left = bounds.center().x() - (2 * colW + gap + barW) / 2;
     lay.left = QRectF(left, top, colW, lay.count * lay.rowHeight);
     lay.right = QRectF(left + colW + gap, top, colW, lay.count * lay.rowHeight);
+    if (barW > 0) lay.bars = QRectF(lay.right.right() + 6, top, barW - 6, lay.count * lay.rowHeight);
     return lay;
 }
 
@@ -339,6 +341,22 @@ TokensLayout paintTokens(QPainter& p, const QRectF& bounds, const TokensSpec& sp
         p.setPen(Qt::black);
         p.drawText(lr.adjusted(0, 0, -4, 0), Qt::AlignRight | Qt::AlignVCenter, t);
         p.drawText(rr.adjusted(4, 0, 0, 0), Qt::AlignLeft | Qt::AlignVCenter, t);
+    }
+    // Per-token metric bars.
+    if (!lay.bars.isEmpty()) {
+        float vmax = 0.f;
+        for (float v : spec.tokenMetric)
+            if (std::isfinite(v)) vmax = std::max(vmax, v);
+        p.setPen(QColor(80, 80, 80));
+        p.drawText(QRectF(lay.bars.left(), lay.bars.top() - fm.height() - 4, lay.bars.width() + 40, fm.height()),
+                   Qt::AlignLeft, spec.tokenMetricName);
+        for (int i = lay.first; i < lay.first + lay.count && i < int(spec.tokenMetric.size()); ++i) {
+            const float v = spec.tokenMetric[std::size_t(i)];
+            if (!std::isfinite(v) || vmax <= 0.f) continue;
+            const double y = rowY(i) - lay.rowHeight / 2 + 2;
+            p.fillRect(QRectF(lay.bars.left(), y, lay.bars.width() * double(std::max(0.f, v) / vmax), lay.rowHeight - 4),
+                       QColor(120, 120, 120));
+        }
     }
     // Head legend along the bottom.
     double lx = bounds.left() + 8;

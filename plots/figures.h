@@ -98,11 +98,16 @@ struct TokensSpec {
     bool fromQuery = true;
     /// Weights below this are not drawn.
     float minWeight = 0.01f;
+    /// Optional per-token metric (e.g. FAI, WAAD from `attnscope analyze`), one value per token,
+    /// drawn as bars right of the key column, scaled to the largest value; empty: none.
+    std::vector<float> tokenMetric;
+    QString tokenMetricName;
     int fontPixelSize = 12;
 };
 
 struct TokensLayout {
     QRectF left, right;  ///< the two token columns
+    QRectF bars;         ///< the token metric's bars (empty when none)
     double rowHeight = 0;
     int first = 0;  ///< first token shown (long prompts scroll in the viewer)
     int count = 0;

@@ -141,6 +141,7 @@ PlotReport runPlot(const PlotRequest& rq) {
         std::vector<int> heads = rq.heads.empty() ? std::vector<int>{rq.head} : rq.heads;
         for (int h : heads) checkHead(reader, run, prompt, rq.layer, h);
         TokensSpec spec = tokensSpec(reader, run, prompt, rq.layer, heads, rq.token, !rq.toQuery);
+        addTokenMetric(spec, metrics, run, prompt, rq.metric);
         if (rq.token >= spec.tokens.size())
             throw ConfigError("--token " + std::to_string(rq.token) + ": the prompt has " +
                               std::to_string(spec.tokens.size()) + " tokens");

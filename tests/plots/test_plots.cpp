@@ -177,6 +177,21 @@ TEST_CASE("token view: lines follow the weights, hit-testing finds tokens", "[un
     REQUIRE(t);
     CHECK(t->first == 2);
     CHECK_FALSE(t->second);
+    CHECK(lay.bars.isEmpty());
+
+    // A per-token metric: bar lengths proportional to the values (token 1 full, token 0 none).
+    s.tokenMetric = {0.f, 2.f, 1.f};
+    s.tokenMetricName = QStringLiteral("FAI");
+    const QImage img2 = renderImage(bounds.size().toSize(), [&](QPainter& p, const QRectF& r) { lay = paintTokens(p, r, s); });
+    REQUIRE_FALSE(lay.bars.isEmpty());
+    auto barAt = [&](int row, double frac) {
+        const QPoint pt(int(lay.bars.left() + frac * lay.bars.width()), int(lay.bars.top() + (row + 0.5) * lay.rowHeight));
+        return colorDistance(img2.pixel(pt), qRgb(120, 120, 120)) <= 2;
+    };
+    CHECK(barAt(1, 0.9));
+    CHECK(barAt(2, 0.4));
+    CHECK_FALSE(barAt(2, 0.6));
+    CHECK_FALSE(barAt(0, 0.1));
 }
 
 TEST_CASE("attnscope plot: every kind, PNG and SVG", "[unit][plots]") {
