@@ -46,8 +46,9 @@ bool CaptureDocument::openMetrics(const QString& path) {
         auto reader = std::make_shared<const store::Reader>(path.toStdString());
         if (m_reader && (reader->model().n_layers != m_reader->model().n_layers ||
                          reader->model().n_heads != m_reader->model().n_heads))
-            throw SchemaError(path.toStdString() + ": its model (" + std::to_string(reader->model().n_layers) +
-                              " layers x " + std::to_string(reader->model().n_heads) +
+            throw SchemaError(path.toStdString() + ": its model (" +
+                              std::to_string(reader->model().n_layers) + " layers x " +
+                              std::to_string(reader->model().n_heads) +
                               " heads) differs from the open capture's");
         m_metrics = std::move(reader);
         Q_EMIT metricsOpened(path);
@@ -67,8 +68,10 @@ void CaptureDocument::close() {
 
 void CaptureDocument::setPollInterval(int ms) {
     m_poll.setInterval(std::max(0, ms));
-    if (ms <= 0) m_poll.stop();
-    else if (m_reader) m_poll.start();
+    if (ms <= 0)
+        m_poll.stop();
+    else if (m_reader)
+        m_poll.start();
 }
 
 bool CaptureDocument::checkForChanges() {

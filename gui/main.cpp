@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
         return false;
     }();
     // Screenshots need no display: use the offscreen platform unless one was chosen.
-    if (headless && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+    if (headless && qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM"))
+        qputenv("QT_QPA_PLATFORM", "offscreen");
     attnscope::plots::quietQtWarnings();
     QApplication app(argc, argv);
     QApplication::setOrganizationName(QStringLiteral("attnscope"));
@@ -29,7 +30,8 @@ int main(int argc, char** argv) {
     QApplication::setApplicationVersion(QStringLiteral(ATTNSCOPE_VERSION));
 
     QCommandLineParser cli;
-    cli.setApplicationDescription(QStringLiteral("Desktop viewer of attnscope capture files (HDF5)."));
+    cli.setApplicationDescription(
+        QStringLiteral("Desktop viewer of attnscope capture files (HDF5)."));
     cli.addHelpOption();
     cli.addVersionOption();
     cli.addPositionalArgument(QStringLiteral("file"), QStringLiteral("capture file to open"));

@@ -46,8 +46,11 @@ constexpr int kMaxRecent = 8;
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent)
-    : QMainWindow(parent), m_doc(new CaptureDocument(this)), m_tree(new CaptureTreeModel(this)),
-      m_grid(new HeadGridModel(this)), m_heads(new HeadChecklistModel(this)) {
+    : QMainWindow(parent),
+      m_doc(new CaptureDocument(this)),
+      m_tree(new CaptureTreeModel(this)),
+      m_grid(new HeadGridModel(this)),
+      m_heads(new HeadChecklistModel(this)) {
     m_pool.setMaxThreadCount(2);
     setWindowTitle(QStringLiteral("attnscope viewer"));
     setAcceptDrops(true);
@@ -78,8 +81,10 @@ void MainWindow::buildUi() {
             [this](const QModelIndex& idx) {
                 if (m_updating || !idx.isValid()) return;
                 const QString run = idx.data(CaptureTreeModel::RunNameRole).toString();
-                if (idx.data(CaptureTreeModel::IsRunRole).toBool()) selectPrompt(run, -1);
-                else selectPrompt(run, idx.data(CaptureTreeModel::PromptIdRole).toLongLong());
+                if (idx.data(CaptureTreeModel::IsRunRole).toBool())
+                    selectPrompt(run, -1);
+                else
+                    selectPrompt(run, idx.data(CaptureTreeModel::PromptIdRole).toLongLong());
             });
     m_modelLabel = new QLabel;
     m_modelLabel->setWordWrap(true);
@@ -119,8 +124,10 @@ void MainWindow::buildUi() {
         selectHead(l, h);
         setView(View::Head);
     });
-    connect(m_headView, &HeatmapWidget::hovered, this, [this](const QString& t) { m_status->setText(t); });
-    connect(m_diffView, &HeatmapWidget::hovered, this, [this](const QString& t) { m_status->setText(t); });
+    connect(m_headView, &HeatmapWidget::hovered, this,
+            [this](const QString& t) { m_status->setText(t); });
+    connect(m_diffView, &HeatmapWidget::hovered, this,
+            [this](const QString& t) { m_status->setText(t); });
     connect(m_tokensView, &TokensWidget::tokenPicked, this, [this](int t, bool q) {
         m_token = t;
         m_fromQuery = q;
@@ -186,19 +193,23 @@ void MainWindow::buildUi() {
     // Menus.
     QMenu* file = menuBar()->addMenu(QStringLiteral("&File"));
     file->addAction(QStringLiteral("&Open capture…"), QKeySequence::Open, this, [this] {
-        const QString p = QFileDialog::getOpenFileName(this, QStringLiteral("Open capture"), QString(),
-                                                       QStringLiteral("HDF5 captures (*.h5 *.hdf5);;All files (*)"));
+        const QString p = QFileDialog::getOpenFileName(
+            this, QStringLiteral("Open capture"), QString(),
+            QStringLiteral("HDF5 captures (*.h5 *.hdf5);;All files (*)"));
         if (!p.isEmpty()) openFile(p);
     });
     file->addAction(QStringLiteral("Open &metrics file…"), this, [this] {
-        const QString p = QFileDialog::getOpenFileName(this, QStringLiteral("Open metrics (attnscope analyze --out)"),
-                                                       QString(), QStringLiteral("HDF5 (*.h5 *.hdf5);;All files (*)"));
+        const QString p = QFileDialog::getOpenFileName(
+            this, QStringLiteral("Open metrics (attnscope analyze --out)"), QString(),
+            QStringLiteral("HDF5 (*.h5 *.hdf5);;All files (*)"));
         if (!p.isEmpty()) openMetricsFile(p);
     });
     m_recentMenu = file->addMenu(QStringLiteral("Open &recent"));
     rebuildRecentMenu();
-    file->addAction(QStringLiteral("&Run prompt…"), QKeySequence(Qt::CTRL | Qt::Key_R), this, &MainWindow::runPromptDialog);
-    file->addAction(QStringLiteral("&Save figure…"), QKeySequence::Save, this, &MainWindow::saveFigure);
+    file->addAction(QStringLiteral("&Run prompt…"), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                    &MainWindow::runPromptDialog);
+    file->addAction(QStringLiteral("&Save figure…"), QKeySequence::Save, this,
+                    &MainWindow::saveFigure);
     file->addSeparator();
     file->addAction(QStringLiteral("&Quit"), QKeySequence::Quit, this, &QWidget::close);
 
@@ -208,8 +219,10 @@ void MainWindow::buildUi() {
 
 void MainWindow::reportError(const QString& message) {
     Q_EMIT errorReported(message);
-    if (m_interactive && isVisible()) QMessageBox::critical(this, QStringLiteral("attnscope viewer"), message);
-    else std::fprintf(stderr, "attnscope-viewer: %s\n", message.toLocal8Bit().constData());
+    if (m_interactive && isVisible())
+        QMessageBox::critical(this, QStringLiteral("attnscope viewer"), message);
+    else
+        std::fprintf(stderr, "attnscope-viewer: %s\n", message.toLocal8Bit().constData());
 }
 
 plots::ColorScale MainWindow::mapScale() const {
@@ -235,11 +248,12 @@ void MainWindow::onOpened(const QString& path) {
     rememberRecent(path);
     setWindowTitle(QStringLiteral("%1 — attnscope viewer").arg(QFileInfo(path).fileName()));
     const auto& m = m_doc->reader()->model();
-    m_modelLabel->setText(QStringLiteral("<b>%1</b><br>%2 · %3 layers × %4 heads (%5 KV)")
-                              .arg(QFileInfo(path).fileName().toHtmlEscaped(), QString::fromStdString(m.arch))
-                              .arg(m.n_layers)
-                              .arg(m.n_heads)
-                              .arg(m.n_kv_heads));
+    m_modelLabel->setText(
+        QStringLiteral("<b>%1</b><br>%2 · %3 layers × %4 heads (%5 KV)")
+            .arg(QFileInfo(path).fileName().toHtmlEscaped(), QString::fromStdString(m.arch))
+            .arg(m.n_layers)
+            .arg(m.n_heads)
+            .arg(m.n_kv_heads));
     m_updating = true;
     m_layerSpin->setRange(0, int(std::max<std::int64_t>(0, m.n_layers - 1)));
     m_headSpin->setRange(0, int(std::max<std::int64_t>(0, m.n_heads - 1)));
@@ -274,7 +288,8 @@ bool MainWindow::selectPrompt(const QString& runName, std::int64_t prompt) {
         std::string run = runName.toStdString();
         if (run.empty()) {
             auto runs = reader->runs();  // "main" first, then by name
-            std::stable_partition(runs.begin(), runs.end(), [](const store::RunSummary& s) { return s.info.name == "main"; });
+            std::stable_partition(runs.begin(), runs.end(),
+                                  [](const store::RunSummary& s) { return s.info.name == "main"; });
             for (const auto& r : runs) {
                 for (std::int64_t p : reader->run_prompts(r.info.name))
                     if (!plots::patternLayers(*reader, r.info.name, p).empty()) {
@@ -318,8 +333,9 @@ void MainWindow::reloadPrompt() {
     const auto reader = m_doc->reader();
     const int L = int(reader->model().n_layers), H = int(reader->model().n_heads);
     m_grid->reset(L, H);
-    m_gridView->setCaption(QStringLiteral("attention heads — run '%1'").arg(QString::fromStdString(m_run)),
-                           plots::promptCaption(*reader, m_prompt));
+    m_gridView->setCaption(
+        QStringLiteral("attention heads — run '%1'").arg(QString::fromStdString(m_run)),
+        plots::promptCaption(*reader, m_prompt));
     // Diff candidates: other runs holding this prompt.
     m_updating = true;
     m_diffCombo->clear();
@@ -336,7 +352,8 @@ void MainWindow::reloadPrompt() {
     m_updating = false;
     // Keep the head if the new prompt has it, else the first stored one.
     const auto layers = plots::patternLayers(*reader, m_run, m_prompt);
-    if (!layers.empty() && std::find(layers.begin(), layers.end(), m_layer) == layers.end()) m_layer = layers.front();
+    if (!layers.empty() && std::find(layers.begin(), layers.end(), m_layer) == layers.end())
+        m_layer = layers.front();
     updateMetric();
     loadThumbnails();
     selectHead(m_layer, m_head);
@@ -363,11 +380,16 @@ void MainWindow::loadThumbnails() {
             } catch (const std::exception& e) {
                 error = QString::fromUtf8(e.what());
             }
-            QMetaObject::invokeMethod(self, [=] {
-                if (!self || genPtr->load() != gen) return;
-                if (!error.isEmpty()) m_status->setText(QStringLiteral("layer %1: %2").arg(l).arg(error));
-                else m_grid->setLayerThumbnails(l, thumbs);
-            }, Qt::QueuedConnection);
+            QMetaObject::invokeMethod(
+                self,
+                [=] {
+                    if (!self || genPtr->load() != gen) return;
+                    if (!error.isEmpty())
+                        m_status->setText(QStringLiteral("layer %1: %2").arg(l).arg(error));
+                    else
+                        m_grid->setLayerThumbnails(l, thumbs);
+                },
+                Qt::QueuedConnection);
         });
     }
 }
@@ -380,19 +402,26 @@ void MainWindow::updateMetric() {
         const plots::MetricSources src(*reader, companion.get());
         const auto names = src.headMetricNames(m_run, m_prompt);
         if (!m_metricChosen || std::find(names.begin(), names.end(), m_metric) == names.end())
-            m_metric = m_metricChosen && m_metric.empty() ? std::string() : plots::defaultHeadMetric(names);
+            m_metric = m_metricChosen && m_metric.empty() ? std::string()
+                                                          : plots::defaultHeadMetric(names);
         m_updating = true;
         m_metricCombo->clear();
         m_metricCombo->addItem(QStringLiteral("(none)"), QString());
-        for (const auto& n : names) m_metricCombo->addItem(plots::metricLabel(n), QString::fromStdString(n));
-        m_metricCombo->setCurrentIndex(std::max(0, m_metricCombo->findData(QString::fromStdString(m_metric))));
+        for (const auto& n : names)
+            m_metricCombo->addItem(plots::metricLabel(n), QString::fromStdString(n));
+        m_metricCombo->setCurrentIndex(
+            std::max(0, m_metricCombo->findData(QString::fromStdString(m_metric))));
         m_metricCombo->setEnabled(!names.empty());
-        m_metricCombo->setToolTip(names.empty() ? QStringLiteral("No metrics for this prompt: run `attnscope analyze --in FILE --out M.h5` and use File › Open metrics file")
-                                                : QString());
+        m_metricCombo->setToolTip(
+            names.empty() ? QStringLiteral("No metrics for this prompt: run `attnscope analyze "
+                                           "--in FILE --out M.h5` and use File › Open metrics file")
+                          : QString());
         m_updating = false;
-        if (const auto m = m_metric.empty() ? std::nullopt : src.headMetric(m_run, m_prompt, m_metric)) {
+        if (const auto m =
+                m_metric.empty() ? std::nullopt : src.headMetric(m_run, m_prompt, m_metric)) {
             m_grid->setMetric(plots::metricLabel(m_metric), m->values);
-            m_gridView->setMetricScale(plots::autoScale(m->values, plots::Colormap::kMagma, false, false));
+            m_gridView->setMetricScale(
+                plots::autoScale(m->values, plots::Colormap::kMagma, false, false));
         } else {
             m_grid->setMetric(QString(), {});
         }
@@ -422,22 +451,28 @@ void MainWindow::updateHeadView() {
         const auto reader = m_doc->reader();
         const std::int64_t T = plots::mapSize(*reader, m_run, m_prompt, m_layer);
         if (T == 0 || !plots::headStored(*reader, m_run, m_prompt, m_layer, m_head)) {
-            m_headView->showMessage(QStringLiteral("Run '%1' stores no attention map of layer %2, head %3 for this prompt.")
-                                        .arg(QString::fromStdString(m_run))
-                                        .arg(m_layer)
-                                        .arg(m_head));
+            m_headView->showMessage(
+                QStringLiteral(
+                    "Run '%1' stores no attention map of layer %2, head %3 for this prompt.")
+                    .arg(QString::fromStdString(m_run))
+                    .arg(m_layer)
+                    .arg(m_head));
             return;
         }
         plots::HeatmapSpec spec = plots::headSpec(*reader, m_run, m_prompt, m_layer, m_head);
         spec.scale = mapScale();
-        auto src = std::make_shared<TiledMapSource>(reader, m_run, m_prompt, plots::patternHook(m_layer), m_head, T);
+        auto src = std::make_shared<TiledMapSource>(reader, m_run, m_prompt,
+                                                    plots::patternHook(m_layer), m_head, T);
         connect(src.get(), &TiledMapSource::failed, this, [this](const QString& msg) {
             m_status->setText(QStringLiteral("read error: %1").arg(msg));
         });
         m_headView->setCells(src, spec);
     } catch (const std::exception& e) {
         m_headView->showMessage(QString::fromUtf8(e.what()));
-        reportError(QStringLiteral("Cannot show layer %1 head %2: %3").arg(m_layer).arg(m_head).arg(QString::fromUtf8(e.what())));
+        reportError(QStringLiteral("Cannot show layer %1 head %2: %3")
+                        .arg(m_layer)
+                        .arg(m_head)
+                        .arg(QString::fromUtf8(e.what())));
     }
 }
 
@@ -447,16 +482,23 @@ void MainWindow::updateTokens() {
         const auto reader = m_doc->reader();
         std::vector<int> heads = m_heads->checkedHeads();
         if (plots::mapSize(*reader, m_run, m_prompt, m_layer) == 0) heads.clear();
-        const auto stored = heads.empty() ? std::vector<std::int64_t>{} : reader->array_info(m_run, m_prompt, plots::patternHook(m_layer)).heads;
-        heads.erase(std::remove_if(heads.begin(), heads.end(), [&](int h) {
-                        return std::find(stored.begin(), stored.end(), h) == stored.end();
-                    }), heads.end());
-        plots::TokensSpec spec = plots::tokensSpec(*reader, m_run, m_prompt, m_layer, heads, m_token, m_fromQuery);
+        const auto stored =
+            heads.empty() ? std::vector<std::int64_t>{}
+                          : reader->array_info(m_run, m_prompt, plots::patternHook(m_layer)).heads;
+        heads.erase(
+            std::remove_if(
+                heads.begin(), heads.end(),
+                [&](int h) { return std::find(stored.begin(), stored.end(), h) == stored.end(); }),
+            heads.end());
+        plots::TokensSpec spec =
+            plots::tokensSpec(*reader, m_run, m_prompt, m_layer, heads, m_token, m_fromQuery);
         const auto companion = m_doc->metricsReader();
-        plots::addTokenMetric(spec, plots::MetricSources(*reader, companion.get()), m_run, m_prompt);
+        plots::addTokenMetric(spec, plots::MetricSources(*reader, companion.get()), m_run,
+                              m_prompt);
         m_tokensView->setSpec(spec);
     } catch (const std::exception& e) {
-        reportError(QStringLiteral("Cannot show the token view: %1").arg(QString::fromUtf8(e.what())));
+        reportError(
+            QStringLiteral("Cannot show the token view: %1").arg(QString::fromUtf8(e.what())));
     }
 }
 
@@ -468,38 +510,44 @@ void MainWindow::updateLayers() {
         const plots::MetricSources src(*reader, companion.get());
         const auto m = m_metric.empty() ? std::nullopt : src.headMetric(m_run, m_prompt, m_metric);
         if (!m) {
-            m_layersView->setMessage(QStringLiteral(
-                "No per-head metrics for this prompt.\n\nCompute them with\n  attnscope analyze --in %1 --out metrics.h5\n"
-                "and open metrics.h5 with File › Open metrics file (or --metrics metrics.h5).")
-                                         .arg(QFileInfo(m_doc->path()).fileName()));
+            m_layersView->setMessage(
+                QStringLiteral(
+                    "No per-head metrics for this prompt.\n\nCompute them with\n  attnscope "
+                    "analyze --in %1 --out metrics.h5\n"
+                    "and open metrics.h5 with File › Open metrics file (or --metrics metrics.h5).")
+                    .arg(QFileInfo(m_doc->path()).fileName()));
             return;
         }
         m_layersView->setSpec(plots::layerCurves(*m, plots::promptCaption(*reader, m_prompt)));
     } catch (const std::exception& e) {
-        reportError(QStringLiteral("Cannot show metric curves: %1").arg(QString::fromUtf8(e.what())));
+        reportError(
+            QStringLiteral("Cannot show metric curves: %1").arg(QString::fromUtf8(e.what())));
     }
 }
 
 void MainWindow::updateDiff() {
     if (!m_doc->isOpen() || m_prompt < 0) return;
     if (m_runB.empty()) {
-        m_diffView->showMessage(QStringLiteral("No other run holds this prompt: capture it again with --run NAME "
-                                               "(e.g. with an intervention) to compare."));
+        m_diffView->showMessage(
+            QStringLiteral("No other run holds this prompt: capture it again with --run NAME "
+                           "(e.g. with an intervention) to compare."));
         return;
     }
     try {
         const auto reader = m_doc->reader();
         for (const std::string& r : {m_run, m_runB})
             if (!plots::headStored(*reader, r, m_prompt, m_layer, m_head)) {
-                m_diffView->showMessage(QStringLiteral("Run '%1' stores no map of layer %2, head %3 for this prompt.")
-                                            .arg(QString::fromStdString(r))
-                                            .arg(m_layer)
-                                            .arg(m_head));
+                m_diffView->showMessage(
+                    QStringLiteral("Run '%1' stores no map of layer %2, head %3 for this prompt.")
+                        .arg(QString::fromStdString(r))
+                        .arg(m_layer)
+                        .arg(m_head));
                 return;
             }
         std::int64_t T = 0;
         // Diffs are dense: they are for prompts of ordinary length (two [T, T] float maps).
-        std::vector<float> d = plots::diffHead(*reader, m_run, m_runB, m_prompt, m_layer, m_head, &T);
+        std::vector<float> d =
+            plots::diffHead(*reader, m_run, m_runB, m_prompt, m_layer, m_head, &T);
         plots::HeatmapSpec spec = plots::headSpec(*reader, m_run, m_prompt, m_layer, m_head);
         spec.title = QStringLiteral("difference '%1' − '%2' — layer %3, head %4")
                          .arg(QString::fromStdString(m_run), QString::fromStdString(m_runB))
@@ -570,11 +618,16 @@ void MainWindow::waitForIdle() {
 
 QWidget* MainWindow::figureWidget() const {
     switch (View(m_tabs->currentIndex())) {
-    case View::Grid: return m_gridView;
-    case View::Head: return m_headView;
-    case View::Tokens: return m_tokensView;
-    case View::Layers: return m_layersView;
-    case View::Diff: return m_diffView;
+        case View::Grid:
+            return m_gridView;
+        case View::Head:
+            return m_headView;
+        case View::Tokens:
+            return m_tokensView;
+        case View::Layers:
+            return m_layersView;
+        case View::Diff:
+            return m_diffView;
     }
     return m_gridView;
 }
@@ -583,11 +636,21 @@ QImage MainWindow::renderView(QSize size) {
     // Only the figure, at exactly `size`, with the widget's own painting code.
     const auto paint = [this](QPainter& p, const QRectF& r) {
         switch (View(m_tabs->currentIndex())) {
-        case View::Grid: m_gridView->paintFigure(p, r); break;
-        case View::Head: m_headView->paintFigure(p, r); break;
-        case View::Tokens: m_tokensView->paintFigure(p, r); break;
-        case View::Layers: m_layersView->paintFigure(p, r); break;
-        case View::Diff: m_diffView->paintFigure(p, r); break;
+            case View::Grid:
+                m_gridView->paintFigure(p, r);
+                break;
+            case View::Head:
+                m_headView->paintFigure(p, r);
+                break;
+            case View::Tokens:
+                m_tokensView->paintFigure(p, r);
+                break;
+            case View::Layers:
+                m_layersView->paintFigure(p, r);
+                break;
+            case View::Diff:
+                m_diffView->paintFigure(p, r);
+                break;
         }
     };
     QImage img;
@@ -599,7 +662,8 @@ QImage MainWindow::renderView(QSize size) {
 }
 
 void MainWindow::dragEnterEvent(QDragEnterEvent* event) {
-    if (event->mimeData()->hasUrls() && !event->mimeData()->urls().isEmpty() && event->mimeData()->urls().first().isLocalFile())
+    if (event->mimeData()->hasUrls() && !event->mimeData()->urls().isEmpty() &&
+        event->mimeData()->urls().first().isLocalFile())
         event->acceptProposedAction();
 }
 
@@ -643,18 +707,29 @@ void MainWindow::runPromptDialog() {
 }
 
 void MainWindow::saveFigure() {
-    const QString p = QFileDialog::getSaveFileName(this, QStringLiteral("Save figure"), QStringLiteral("figure.png"),
+    const QString p = QFileDialog::getSaveFileName(this, QStringLiteral("Save figure"),
+                                                   QStringLiteral("figure.png"),
                                                    QStringLiteral("PNG (*.png);;SVG (*.svg)"));
     if (p.isEmpty()) return;
     QWidget* w = figureWidget();
     try {
         plots::saveFigure(p.toStdString(), w->size(), [this](QPainter& painter, const QRectF& r) {
             switch (View(m_tabs->currentIndex())) {
-            case View::Grid: m_gridView->paintFigure(painter, r); break;
-            case View::Head: m_headView->paintFigure(painter, r); break;
-            case View::Tokens: m_tokensView->paintFigure(painter, r); break;
-            case View::Layers: m_layersView->paintFigure(painter, r); break;
-            case View::Diff: m_diffView->paintFigure(painter, r); break;
+                case View::Grid:
+                    m_gridView->paintFigure(painter, r);
+                    break;
+                case View::Head:
+                    m_headView->paintFigure(painter, r);
+                    break;
+                case View::Tokens:
+                    m_tokensView->paintFigure(painter, r);
+                    break;
+                case View::Layers:
+                    m_layersView->paintFigure(painter, r);
+                    break;
+                case View::Diff:
+                    m_diffView->paintFigure(painter, r);
+                    break;
             }
         });
     } catch (const std::exception& e) {

@@ -21,7 +21,8 @@ namespace attnscope::gui {
 QString findAttnscope() {
     const QString env = qEnvironmentVariable("ATTNSCOPE");
     if (!env.isEmpty() && QFileInfo(env).isExecutable()) return env;
-    const QString local = QDir(QCoreApplication::applicationDirPath()).filePath(QStringLiteral("attnscope"));
+    const QString local =
+        QDir(QCoreApplication::applicationDirPath()).filePath(QStringLiteral("attnscope"));
     if (QFileInfo(local).isExecutable()) return local;
     return QStandardPaths::findExecutable(QStringLiteral("attnscope"));
 }
@@ -32,7 +33,8 @@ CaptureJob::CaptureJob(QObject* parent) : QObject(parent) {
     connect(&m_proc, &QProcess::errorOccurred, this, [this](QProcess::ProcessError err) {
         if (err != QProcess::FailedToStart) return;
         m_timer.stop();
-        Q_EMIT failed(QStringLiteral("Cannot start %1: %2").arg(m_proc.program(), m_proc.errorString()));
+        Q_EMIT failed(
+            QStringLiteral("Cannot start %1: %2").arg(m_proc.program(), m_proc.errorString()));
     });
     connect(&m_proc, &QProcess::finished, this, [this](int code, QProcess::ExitStatus status) {
         m_timer.stop();
@@ -46,7 +48,9 @@ CaptureJob::CaptureJob(QObject* parent) : QObject(parent) {
             return;
         }
         const QString err = QString::fromLocal8Bit(m_proc.readAllStandardError()).trimmed();
-        Q_EMIT failed(QStringLiteral("attnscope capture failed (exit code %1):\n%2").arg(code).arg(err.right(2000)));
+        Q_EMIT failed(QStringLiteral("attnscope capture failed (exit code %1):\n%2")
+                          .arg(code)
+                          .arg(err.right(2000)));
     });
 }
 
@@ -62,7 +66,9 @@ void CaptureJob::start(const QString& program, const QStringList& prompts, const
                        const QString& run, const QString& modelDir, const QStringList& extraArgs) {
     m_out = out;
     m_run = run.isEmpty() ? QStringLiteral("main") : run;
-    m_args = {QStringLiteral("capture"), QStringLiteral("--out"), out, QStringLiteral("--run"), m_run, QStringLiteral("--quiet")};
+    m_args = {
+        QStringLiteral("capture"), QStringLiteral("--out"), out, QStringLiteral("--run"), m_run,
+        QStringLiteral("--quiet")};
     m_total = 0;
     for (const QString& p : prompts) {
         if (p.trimmed().isEmpty()) continue;
@@ -76,7 +82,8 @@ void CaptureJob::start(const QString& program, const QStringList& prompts, const
         return;
     }
     if (program.isEmpty()) {
-        Q_EMIT failed(QStringLiteral("Cannot find the attnscope program: build it, put it on PATH, or set ATTNSCOPE."));
+        Q_EMIT failed(QStringLiteral(
+            "Cannot find the attnscope program: build it, put it on PATH, or set ATTNSCOPE."));
         return;
     }
     m_cancelled = false;
@@ -105,15 +112,25 @@ void CaptureJob::poll() {
 }
 
 RunPromptDialog::RunPromptDialog(QWidget* parent)
-    : QDialog(parent), m_job(new CaptureJob(this)), m_prompts(new QPlainTextEdit), m_model(new QLineEdit),
-      m_out(new QLineEdit), m_run(new QLineEdit(QStringLiteral("main"))), m_extra(new QLineEdit),
-      m_bar(new QProgressBar), m_state(new QLabel) {
+    : QDialog(parent),
+      m_job(new CaptureJob(this)),
+      m_prompts(new QPlainTextEdit),
+      m_model(new QLineEdit),
+      m_out(new QLineEdit),
+      m_run(new QLineEdit(QStringLiteral("main"))),
+      m_extra(new QLineEdit),
+      m_bar(new QProgressBar),
+      m_state(new QLabel) {
     setWindowTitle(QStringLiteral("Run prompt"));
     m_prompts->setPlaceholderText(QStringLiteral("One prompt per line"));
-    m_model->setPlaceholderText(QStringLiteral("model folder (default: attnscope's bundled model)"));
+    m_model->setPlaceholderText(
+        QStringLiteral("model folder (default: attnscope's bundled model)"));
     m_out->setText(QDir(QStandardPaths::writableLocation(QStandardPaths::TempLocation))
-                       .filePath(QStringLiteral("attnscope-%1.h5").arg(QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-HHmmss")))));
-    m_extra->setPlaceholderText(QStringLiteral("extra capture options, e.g. --max-tokens 256 --layers 0-3"));
+                       .filePath(QStringLiteral("attnscope-%1.h5")
+                                     .arg(QDateTime::currentDateTime().toString(
+                                         QStringLiteral("yyyyMMdd-HHmmss")))));
+    m_extra->setPlaceholderText(
+        QStringLiteral("extra capture options, e.g. --max-tokens 256 --layers 0-3"));
     auto* form = new QFormLayout;
     form->addRow(QStringLiteral("Prompts"), m_prompts);
     form->addRow(QStringLiteral("Model"), m_model);
@@ -131,8 +148,10 @@ RunPromptDialog::RunPromptDialog(QWidget* parent)
     m_bar->setValue(0);
     connect(m_runButton, &QPushButton::clicked, this, &RunPromptDialog::startCapture);
     connect(m_buttons, &QDialogButtonBox::rejected, this, [this] {
-        if (m_job->isRunning()) m_job->cancel();
-        else reject();
+        if (m_job->isRunning())
+            m_job->cancel();
+        else
+            reject();
     });
     connect(m_job, &CaptureJob::progress, this, [this](int done, int total) {
         m_bar->setRange(0, total);

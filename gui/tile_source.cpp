@@ -3,7 +3,6 @@
 
 #include <QCoreApplication>
 #include <QMetaObject>
-#include <QPointer>
 
 #include <algorithm>
 #include <cmath>
@@ -16,8 +15,13 @@ namespace attnscope::gui {
 TiledMapSource::TiledMapSource(std::shared_ptr<const store::Reader> reader, std::string run,
                                std::int64_t prompt, std::string hook, std::int64_t head,
                                std::int64_t T, QObject* parent)
-    : QObject(parent), m_reader(std::move(reader)), m_run(std::move(run)), m_hook(std::move(hook)),
-      m_prompt(prompt), m_head(head), m_T(T) {
+    : QObject(parent),
+      m_reader(std::move(reader)),
+      m_run(std::move(run)),
+      m_hook(std::move(hook)),
+      m_prompt(prompt),
+      m_head(head),
+      m_T(T) {
     while ((std::int64_t(kTile) << m_maxLevel) < m_T) ++m_maxLevel;
     m_pool.setMaxThreadCount(2);
 }
@@ -47,14 +51,16 @@ QString TiledMapSource::lastError() const {
     return m_lastError;
 }
 
-std::shared_ptr<TiledMapSource::Tile> TiledMapSource::cached(int level, std::int64_t ti, std::int64_t tj) {
+std::shared_ptr<TiledMapSource::Tile> TiledMapSource::cached(int level, std::int64_t ti,
+                                                             std::int64_t tj) {
     const auto it = m_cache.find(key(level, ti, tj));
     if (it == m_cache.end()) return nullptr;
     it->second->lastUse = ++m_clock;
     return it->second;
 }
 
-std::shared_ptr<TiledMapSource::Tile> TiledMapSource::load(int level, std::int64_t ti, std::int64_t tj) const {
+std::shared_ptr<TiledMapSource::Tile> TiledMapSource::load(int level, std::int64_t ti,
+                                                           std::int64_t tj) const {
     // [span x span] cells pooled by s x s into [h, w]; read in bands of kTile rows (the store's
     // chunk height), so one band touches one row of chunks and memory stays ~kTile * span.
     const std::int64_t s = std::int64_t(1) << level, span = std::int64_t(kTile) * s;
@@ -65,15 +71,18 @@ std::shared_ptr<TiledMapSource::Tile> TiledMapSource::load(int level, std::int64
     const std::int64_t r1 = std::min(m_T, tile->r0 + span), c1 = std::min(m_T, tile->c0 + span);
     tile->h = int((r1 - tile->r0 + s - 1) / s);
     tile->w = int((c1 - tile->c0 + s - 1) / s);
-    tile->values.assign(std::size_t(tile->h) * std::size_t(tile->w), -std::numeric_limits<float>::infinity());
+    tile->values.assign(std::size_t(tile->h) * std::size_t(tile->w),
+                        -std::numeric_limits<float>::infinity());
     const std::int64_t band = std::max<std::int64_t>(kTile, s);
     for (std::int64_t q = tile->r0; q < r1; q += band) {
         const std::int64_t q1 = std::min(r1, q + band);
-        const std::vector<float> part = m_reader->read_map_tile(m_run, m_prompt, m_hook, m_head, q, q1, tile->c0, c1);
+        const std::vector<float> part =
+            m_reader->read_map_tile(m_run, m_prompt, m_hook, m_head, q, q1, tile->c0, c1);
         m_cellsRead += std::int64_t(part.size());
         const std::int64_t w = c1 - tile->c0;
         for (std::int64_t r = q; r < q1; ++r) {
-            float* out = tile->values.data() + std::size_t((r - tile->r0) / s) * std::size_t(tile->w);
+            float* out =
+                tile->values.data() + std::size_t((r - tile->r0) / s) * std::size_t(tile->w);
             const float* in = part.data() + (r - q) * w;
             for (std::int64_t c = 0; c < w; ++c) {
                 float& o = out[c / s];
@@ -91,8 +100,7 @@ void TiledMapSource::request(int level, std::int64_t ti, std::int64_t tj) {
         m_wanted.insert(k);
         if (!m_pending.insert(k).second) return;
     }
-    QPointer<TiledMapSource> self(this);
-    m_pool.start([this, self, k, level, ti, tj] {
+    m_pool.start([this, k, level, ti, tj] {
         {
             std::lock_guard<std::mutex> lock(m_mutex);
             if (!m_wanted.count(k)) {  // scrolled away before we started
@@ -108,7 +116,8 @@ void TiledMapSource::request(int level, std::int64_t ti, std::int64_t tj) {
             error = QString::fromUtf8(e.what());
         }
         // Deliver on the GUI thread; dropped by Qt if the source is gone by then.
-        QMetaObject::invokeMethod(this, [this, k, tile, error] { deliver(k, tile, error); }, Qt::QueuedConnection);
+        QMetaObject::invokeMethod(
+            this, [this, k, tile, error] { deliver(k, tile, error); }, Qt::QueuedConnection);
     });
 }
 
@@ -125,9 +134,9 @@ void TiledMapSource::deliver(Key k, std::shared_ptr<Tile> tile, const QString& e
     tile->lastUse = ++m_clock;
     m_cache[k] = std::move(tile);
     while (m_cache.size() > m_maxTiles) {
-        auto oldest = std::min_element(m_cache.begin(), m_cache.end(), [](const auto& a, const auto& b) {
-            return a.second->lastUse < b.second->lastUse;
-        });
+        auto oldest = std::min_element(
+            m_cache.begin(), m_cache.end(),
+            [](const auto& a, const auto& b) { return a.second->lastUse < b.second->lastUse; });
         m_cache.erase(oldest);
     }
     Q_EMIT tilesArrived();
@@ -163,12 +172,18 @@ void TiledMapSource::drawTile(QPainter& painter, Tile& tile, const QRectF& targe
 bool TiledMapSource::paintCells(QPainter& painter, const QRectF& target,
                                 const plots::CellRange& view, const plots::ColorScale& scale) {
     const double dpr = painter.device() ? painter.device()->devicePixelRatioF() : 1.0;
-    const double cellsPerPixel = std::max(view.cols() / (target.width() * dpr), view.rows() / (target.height() * dpr));
+    const double cellsPerPixel =
+        std::max(view.cols() / (target.width() * dpr), view.rows() / (target.height() * dpr));
     const int level = levelFor(cellsPerPixel);
     const std::int64_t span = std::int64_t(kTile) << level;
-    const auto first = [&](double v) { return std::max<std::int64_t>(0, std::int64_t(std::floor(v)) / span); };
-    const auto last = [&](double v) { return std::min<std::int64_t>((m_T - 1) / span, std::int64_t(std::ceil(v) - 1) / span); };
-    const std::int64_t ti0 = first(view.r0), ti1 = last(view.r1), tj0 = first(view.c0), tj1 = last(view.c1);
+    const auto first = [&](double v) {
+        return std::max<std::int64_t>(0, std::int64_t(std::floor(v)) / span);
+    };
+    const auto last = [&](double v) {
+        return std::min<std::int64_t>((m_T - 1) / span, std::int64_t(std::ceil(v) - 1) / span);
+    };
+    const std::int64_t ti0 = first(view.r0), ti1 = last(view.r1), tj0 = first(view.c0),
+                       tj1 = last(view.c1);
     {
         // Only what is visible now is wanted; queued reads of other tiles are skipped.
         std::lock_guard<std::mutex> lock(m_mutex);
@@ -181,8 +196,8 @@ bool TiledMapSource::paintCells(QPainter& painter, const QRectF& target,
     for (std::int64_t ti = ti0; ti <= ti1; ++ti)
         for (std::int64_t tj = tj0; tj <= tj1; ++tj) {
             const QRectF cell(target.left() + (double(tj * span) - view.c0) * sx,
-                              target.top() + (double(ti * span) - view.r0) * sy,
-                              double(span) * sx, double(span) * sy);
+                              target.top() + (double(ti * span) - view.r0) * sy, double(span) * sx,
+                              double(span) * sy);
             if (auto t = cached(level, ti, tj)) {
                 drawTile(painter, *t, target, view, scale, cell);
                 continue;
@@ -205,7 +220,8 @@ bool TiledMapSource::paintCells(QPainter& painter, const QRectF& target,
 }
 
 float TiledMapSource::value(std::int64_t row, std::int64_t col) {
-    if (row < 0 || col < 0 || row >= m_T || col >= m_T) return std::numeric_limits<float>::quiet_NaN();
+    if (row < 0 || col < 0 || row >= m_T || col >= m_T)
+        return std::numeric_limits<float>::quiet_NaN();
     if (auto t = cached(0, row / kTile, col / kTile))
         return t->values[std::size_t(row - t->r0) * std::size_t(t->w) + std::size_t(col - t->c0)];
     return std::numeric_limits<float>::quiet_NaN();
@@ -213,7 +229,8 @@ float TiledMapSource::value(std::int64_t row, std::int64_t col) {
 
 float TiledMapSource::readValue(std::int64_t row, std::int64_t col) const {
     try {
-        const auto v = m_reader->read_map_tile(m_run, m_prompt, m_hook, m_head, row, row + 1, col, col + 1);
+        const auto v =
+            m_reader->read_map_tile(m_run, m_prompt, m_hook, m_head, row, row + 1, col, col + 1);
         return v.empty() ? std::numeric_limits<float>::quiet_NaN() : v[0];
     } catch (const std::exception&) {
         return std::numeric_limits<float>::quiet_NaN();

@@ -80,9 +80,8 @@ private:
     std::shared_ptr<Tile> cached(int level, std::int64_t ti, std::int64_t tj);
     std::shared_ptr<Tile> load(int level, std::int64_t ti, std::int64_t tj) const;
     void deliver(Key k, std::shared_ptr<Tile> tile, const QString& error);
-    void drawTile(QPainter& painter, Tile& tile, const QRectF& target,
-                  const plots::CellRange& view, const plots::ColorScale& scale,
-                  const QRectF& clip);
+    void drawTile(QPainter& painter, Tile& tile, const QRectF& target, const plots::CellRange& view,
+                  const plots::ColorScale& scale, const QRectF& clip);
 
     std::shared_ptr<const store::Reader> m_reader;
     std::string m_run, m_hook;

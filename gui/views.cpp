@@ -26,7 +26,8 @@ HeatmapWidget::HeatmapWidget(QWidget* parent) : QWidget(parent) {
     setPalette(pal);
 }
 
-void HeatmapWidget::setCells(std::shared_ptr<plots::CellSource> cells, const plots::HeatmapSpec& spec) {
+void HeatmapWidget::setCells(std::shared_ptr<plots::CellSource> cells,
+                             const plots::HeatmapSpec& spec) {
     if (auto* old = dynamic_cast<TiledMapSource*>(m_cells.get())) old->disconnect(this);
     m_cells = std::move(cells);
     m_message.clear();
@@ -49,7 +50,8 @@ void HeatmapWidget::setScale(const plots::ColorScale& scale) {
 }
 
 void HeatmapWidget::resetView() {
-    m_view = m_cells ? plots::CellRange{0, double(m_cells->rows()), 0, double(m_cells->cols())} : plots::CellRange{};
+    m_view = m_cells ? plots::CellRange{0, double(m_cells->rows()), 0, double(m_cells->cols())}
+                     : plots::CellRange{};
     update();
 }
 
@@ -63,7 +65,8 @@ void HeatmapWidget::clampView() {
     if (!m_cells) return;
     const double R = double(m_cells->rows()), C = double(m_cells->cols());
     // At most the whole map, at least 4 cells across.
-    const double h = std::clamp(m_view.rows(), std::min(4.0, R), R), w = std::clamp(m_view.cols(), std::min(4.0, C), C);
+    const double h = std::clamp(m_view.rows(), std::min(4.0, R), R),
+                 w = std::clamp(m_view.cols(), std::min(4.0, C), C);
     const double r0 = std::clamp(m_view.r0, 0.0, R - h), c0 = std::clamp(m_view.c0, 0.0, C - w);
     m_view = {r0, r0 + h, c0, c0 + w};
 }
@@ -91,9 +94,11 @@ QString HeatmapWidget::readout(std::int64_t row, std::int64_t col) const {
     if (!m_cells) return {};
     float v = m_cells->value(row, col);
     if (std::isnan(v))
-        if (auto* tiles = dynamic_cast<TiledMapSource*>(m_cells.get())) v = tiles->readValue(row, col);
+        if (auto* tiles = dynamic_cast<TiledMapSource*>(m_cells.get()))
+            v = tiles->readValue(row, col);
     auto tok = [](const QStringList& l, std::int64_t i) {
-        return i < l.size() ? QStringLiteral(" '%1'").arg(plots::axisLabel(l[int(i)], 24)) : QString();
+        return i < l.size() ? QStringLiteral(" '%1'").arg(plots::axisLabel(l[int(i)], 24))
+                            : QString();
     };
     return QStringLiteral("%1 %2%3 → %4 %5%6: %7")
         .arg(m_spec.rowAxis)
@@ -114,7 +119,8 @@ void HeatmapWidget::paintFigure(QPainter& p, const QRectF& r) {
     if (!m_cells) {
         p.setPen(Qt::gray);
         p.drawText(r.adjusted(20, 20, -20, -20), Qt::AlignCenter | Qt::TextWordWrap,
-                   m_message.isEmpty() ? QStringLiteral("No attention map for this selection") : m_message);
+                   m_message.isEmpty() ? QStringLiteral("No attention map for this selection")
+                                       : m_message);
         return;
     }
     plots::HeatmapSpec spec = m_spec;
@@ -125,9 +131,11 @@ void HeatmapWidget::paintFigure(QPainter& p, const QRectF& r) {
 void HeatmapWidget::wheelEvent(QWheelEvent* event) {
     const auto cell = [&]() -> std::pair<double, double> {
         const QPointF pos = event->position();
-        if (!m_layout.plot.contains(pos)) return {(m_view.r0 + m_view.r1) / 2, (m_view.c0 + m_view.c1) / 2};
-        return {m_view.r0 + (pos.y() - m_layout.plot.top()) / m_layout.plot.height() * m_view.rows(),
-                m_view.c0 + (pos.x() - m_layout.plot.left()) / m_layout.plot.width() * m_view.cols()};
+        if (!m_layout.plot.contains(pos))
+            return {(m_view.r0 + m_view.r1) / 2, (m_view.c0 + m_view.c1) / 2};
+        return {
+            m_view.r0 + (pos.y() - m_layout.plot.top()) / m_layout.plot.height() * m_view.rows(),
+            m_view.c0 + (pos.x() - m_layout.plot.left()) / m_layout.plot.width() * m_view.cols()};
     }();
     const double steps = event->angleDelta().y() / 120.0;
     zoomAt(std::pow(1.25, steps), cell.first, cell.second);
@@ -156,15 +164,19 @@ void HeatmapWidget::mouseMoveEvent(QMouseEvent* event) {
         return;
     }
     if (!m_cells) return;
-    if (const auto c = plots::heatmapCellAt(m_layout, m_cells->rows(), m_cells->cols(), event->position()))
+    if (const auto c =
+            plots::heatmapCellAt(m_layout, m_cells->rows(), m_cells->cols(), event->position()))
         Q_EMIT hovered(readout(c->first, c->second));
 }
 
 void HeatmapWidget::mouseReleaseEvent(QMouseEvent* event) {
     if (event->button() == Qt::LeftButton && !m_dragging && m_cells) {
-        if (const auto c = plots::heatmapCellAt(m_layout, m_cells->rows(), m_cells->cols(), event->position())) {
-            if (c->first == m_spec.highlightRow && c->second == m_spec.highlightCol) setHighlight(-1, -1);
-            else setHighlight(c->first, c->second);
+        if (const auto c = plots::heatmapCellAt(m_layout, m_cells->rows(), m_cells->cols(),
+                                                event->position())) {
+            if (c->first == m_spec.highlightRow && c->second == m_spec.highlightCol)
+                setHighlight(-1, -1);
+            else
+                setHighlight(c->first, c->second);
         }
     }
     m_dragging = false;
@@ -176,17 +188,35 @@ void HeatmapWidget::keyPressEvent(QKeyEvent* event) {
     const double cr = (m_view.r0 + m_view.r1) / 2, cc = (m_view.c0 + m_view.c1) / 2;
     const double pr = m_view.rows() * 0.1, pc = m_view.cols() * 0.1;
     switch (event->key()) {
-    case Qt::Key_Plus:
-    case Qt::Key_Equal: zoomAt(1.5, cr, cc); break;
-    case Qt::Key_Minus: zoomAt(1 / 1.5, cr, cc); break;
-    case Qt::Key_0:
-    case Qt::Key_Home: resetView(); break;
-    case Qt::Key_Left: setView({m_view.r0, m_view.r1, m_view.c0 - pc, m_view.c1 - pc}); break;
-    case Qt::Key_Right: setView({m_view.r0, m_view.r1, m_view.c0 + pc, m_view.c1 + pc}); break;
-    case Qt::Key_Up: setView({m_view.r0 - pr, m_view.r1 - pr, m_view.c0, m_view.c1}); break;
-    case Qt::Key_Down: setView({m_view.r0 + pr, m_view.r1 + pr, m_view.c0, m_view.c1}); break;
-    case Qt::Key_Escape: setHighlight(-1, -1); break;
-    default: QWidget::keyPressEvent(event); return;
+        case Qt::Key_Plus:
+        case Qt::Key_Equal:
+            zoomAt(1.5, cr, cc);
+            break;
+        case Qt::Key_Minus:
+            zoomAt(1 / 1.5, cr, cc);
+            break;
+        case Qt::Key_0:
+        case Qt::Key_Home:
+            resetView();
+            break;
+        case Qt::Key_Left:
+            setView({m_view.r0, m_view.r1, m_view.c0 - pc, m_view.c1 - pc});
+            break;
+        case Qt::Key_Right:
+            setView({m_view.r0, m_view.r1, m_view.c0 + pc, m_view.c1 + pc});
+            break;
+        case Qt::Key_Up:
+            setView({m_view.r0 - pr, m_view.r1 - pr, m_view.c0, m_view.c1});
+            break;
+        case Qt::Key_Down:
+            setView({m_view.r0 + pr, m_view.r1 + pr, m_view.c0, m_view.c1});
+            break;
+        case Qt::Key_Escape:
+            setHighlight(-1, -1);
+            break;
+        default:
+            QWidget::keyPressEvent(event);
+            return;
     }
     event->accept();
 }
@@ -200,10 +230,24 @@ GridWidget::GridWidget(HeadGridModel* model, QWidget* parent) : QWidget(parent),
     connect(m_model, &QAbstractItemModel::modelReset, this, repaint);
 }
 
-void GridWidget::setSortByMetric(bool on) { m_sort = on; update(); }
-void GridWidget::setSelected(int layer, int head) { m_layer = layer; m_head = head; update(); }
-void GridWidget::setCaption(const QString& title, const QString& subtitle) { m_title = title; m_subtitle = subtitle; update(); }
-void GridWidget::setMetricScale(const plots::ColorScale& scale) { m_metricScale = scale; update(); }
+void GridWidget::setSortByMetric(bool on) {
+    m_sort = on;
+    update();
+}
+void GridWidget::setSelected(int layer, int head) {
+    m_layer = layer;
+    m_head = head;
+    update();
+}
+void GridWidget::setCaption(const QString& title, const QString& subtitle) {
+    m_title = title;
+    m_subtitle = subtitle;
+    update();
+}
+void GridWidget::setMetricScale(const plots::ColorScale& scale) {
+    m_metricScale = scale;
+    update();
+}
 
 plots::GridSpec GridWidget::spec() const {
     plots::GridSpec g;
@@ -245,8 +289,9 @@ void GridWidget::mousePressEvent(QMouseEvent* event) {
 
 void GridWidget::mouseMoveEvent(QMouseEvent* event) {
     if (const auto c = plots::gridCellAt(QRectF(rect()), spec(), event->position()))
-        QToolTip::showText(event->globalPosition().toPoint(),
-                           m_model->data(m_model->index(c->first, c->second), Qt::ToolTipRole).toString(), this);
+        QToolTip::showText(
+            event->globalPosition().toPoint(),
+            m_model->data(m_model->index(c->first, c->second), Qt::ToolTipRole).toString(), this);
 }
 
 // --- TokensWidget -----------------------------------------------------------------------------
@@ -282,8 +327,10 @@ void TokensWidget::paintFigure(QPainter& p, const QRectF& r) {
 
 void TokensWidget::mousePressEvent(QMouseEvent* event) {
     if (const auto t = plots::tokenAt(m_layout, event->position())) {
-        if (t->first == m_spec.selected && t->second == m_spec.fromQuery) pick(-1, m_spec.fromQuery);
-        else pick(t->first, t->second);
+        if (t->first == m_spec.selected && t->second == m_spec.fromQuery)
+            pick(-1, m_spec.fromQuery);
+        else
+            pick(t->first, t->second);
     }
 }
 

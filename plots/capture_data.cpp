@@ -34,7 +34,8 @@ std::vector<int> patternLayers(const store::Reader& reader, const std::string& r
             h.compare(h.size() - suffix.size(), suffix.size(), suffix) != 0)
             continue;
         const std::string num = h.substr(7, h.size() - 7 - suffix.size());
-        if (!num.empty() && std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        if (!num.empty() &&
+            std::all_of(num.begin(), num.end(), [](char c) { return c >= '0' && c <= '9'; }))
             layers.push_back(std::stoi(num));
     }
     std::sort(layers.begin(), layers.end());
@@ -71,8 +72,8 @@ std::vector<float> pooledHead(const store::Reader& reader, const std::string& ru
     return out;
 }
 
-bool headStored(const store::Reader& reader, const std::string& run, std::int64_t prompt,
-                int layer, int head) {
+bool headStored(const store::Reader& reader, const std::string& run, std::int64_t prompt, int layer,
+                int head) {
     const auto layers = patternLayers(reader, run, prompt);
     if (std::find(layers.begin(), layers.end(), layer) == layers.end()) return false;
     const auto heads = reader.array_info(run, prompt, patternHook(layer)).heads;
@@ -186,8 +187,9 @@ std::optional<HeadMetric> MetricSources::headMetric(const std::string& run, std:
             m.values[std::size_t(rows[r]) * H + h] = d.data[r * std::size_t(H) + h];
     }
     const bool same = hit->reader == &m_primary;
-    m.where = (same ? QString() : QString::fromStdString(hit->reader->path().filename().string()) +
-                                      QStringLiteral(", ")) +
+    m.where = (same ? QString()
+                    : QString::fromStdString(hit->reader->path().filename().string()) +
+                          QStringLiteral(", ")) +
               QStringLiteral("run '%1'").arg(QString::fromStdString(hit->run));
     return m;
 }
@@ -235,7 +237,8 @@ std::string defaultHeadMetric(const std::vector<std::string>& names) {
 ColorScale autoScale(const std::vector<float>& values, Colormap map, bool log, bool symmetric) {
     float lo = std::numeric_limits<float>::infinity(), hi = -lo, amax = 0;
     for (float v : values)
-        if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v), amax = std::max(amax, std::fabs(v));
+        if (std::isfinite(v))
+            lo = std::min(lo, v), hi = std::max(hi, v), amax = std::max(amax, std::fabs(v));
     if (!std::isfinite(lo)) lo = 0, hi = 1;
     if (symmetric) {
         if (amax == 0) amax = 1e-6f;
@@ -303,15 +306,19 @@ GridSpec gridSpec(const store::Reader& reader, const MetricSources& metrics, con
     if (thumbSize > 0)
         for (int l = 0; l < g.nLayers; ++l) {
             auto t = layerThumbnails(reader, run, prompt, l, thumbSize, mapScale);
-            for (int h = 0; h < g.nHeads; ++h) g.thumbs[std::size_t(l * g.nHeads + h)] = t[std::size_t(h)];
+            for (int h = 0; h < g.nHeads; ++h)
+                g.thumbs[std::size_t(l * g.nHeads + h)] = t[std::size_t(h)];
         }
     if (!metric.empty()) {
         const auto m = metrics.headMetric(run, prompt, metric);
         if (!m) {
             std::string names;
-            for (const auto& n : metrics.headMetricNames(run, prompt)) names += (names.empty() ? "" : ", ") + n;
-            throw ConfigError("no per-head metric '" + metric + "' for prompt " + std::to_string(prompt) +
-                              " of run '" + run + "'; available: " + (names.empty() ? "none (run attnscope analyze and pass its file)" : names));
+            for (const auto& n : metrics.headMetricNames(run, prompt))
+                names += (names.empty() ? "" : ", ") + n;
+            throw ConfigError(
+                "no per-head metric '" + metric + "' for prompt " + std::to_string(prompt) +
+                " of run '" + run + "'; available: " +
+                (names.empty() ? "none (run attnscope analyze and pass its file)" : names));
         }
         g.metric = m->values;
         g.metricName = metricLabel(metric);
@@ -328,7 +335,8 @@ CurvesSpec layerCurves(const HeadMetric& metric, const QString& caption) {
     s.subtitle = caption + QStringLiteral(" · ") + metric.where;
     const QString units = QString::fromStdString(metric.units);
     s.yLabel = metricLabel(metric.name);
-    if (!units.isEmpty() && !s.yLabel.contains(units.left(6))) s.yLabel += QStringLiteral(" [%1]").arg(units);
+    if (!units.isEmpty() && !s.yLabel.contains(units.left(6)))
+        s.yLabel += QStringLiteral(" [%1]").arg(units);
     for (int l = 0; l < metric.nLayers; ++l) s.xTicks << QString::number(l);
     for (int h = 0; h < metric.nHeads; ++h) {
         Series sr;
@@ -338,7 +346,8 @@ CurvesSpec layerCurves(const HeadMetric& metric, const QString& caption) {
         sr.color = c;
         sr.width = 1.2;
         sr.inLegend = metric.nHeads <= 16;
-        for (int l = 0; l < metric.nLayers; ++l) sr.y.push_back(metric.values[std::size_t(l * metric.nHeads + h)]);
+        for (int l = 0; l < metric.nLayers; ++l)
+            sr.y.push_back(metric.values[std::size_t(l * metric.nHeads + h)]);
         s.series.push_back(std::move(sr));
     }
     Series mean;
@@ -373,18 +382,24 @@ TokensSpec tokensSpec(const store::Reader& reader, const std::string& run, std::
         std::int64_t T = 0;
         th.weights = readHead(reader, run, prompt, layer, heads[i], &T);
         if (T != s.tokens.size())
-            throw ShapeError("map of layer " + std::to_string(layer) + " covers " + std::to_string(T) +
-                             " tokens, the prompt has " + std::to_string(s.tokens.size()));
+            throw ShapeError("map of layer " + std::to_string(layer) + " covers " +
+                             std::to_string(T) + " tokens, the prompt has " +
+                             std::to_string(s.tokens.size()));
         s.heads.push_back(std::move(th));
         hs << QString::number(heads[i]);
     }
     s.title = QStringLiteral("token view — layer %1, head%2 %3")
                   .arg(layer)
-                  .arg(heads.size() == 1 ? QString() : QStringLiteral("s"), hs.join(QStringLiteral(", ")));
+                  .arg(heads.size() == 1 ? QString() : QStringLiteral("s"),
+                       hs.join(QStringLiteral(", ")));
     s.subtitle = promptCaption(reader, prompt);
     if (token >= 0 && token < s.tokens.size())
-        s.subtitle += fromQuery ? QStringLiteral(" · what '%1' (%2) attends to").arg(axisLabel(s.tokens[token])).arg(token)
-                                : QStringLiteral(" · who attends to '%1' (%2)").arg(axisLabel(s.tokens[token])).arg(token);
+        s.subtitle += fromQuery ? QStringLiteral(" · what '%1' (%2) attends to")
+                                      .arg(axisLabel(s.tokens[token]))
+                                      .arg(token)
+                                : QStringLiteral(" · who attends to '%1' (%2)")
+                                      .arg(axisLabel(s.tokens[token]))
+                                      .arg(token);
     return s;
 }
 
@@ -411,9 +426,10 @@ std::vector<float> diffHead(const store::Reader& reader, const std::string& runA
     std::vector<float> a = readHead(reader, runA, prompt, layer, head, &ta);
     const std::vector<float> b = readHead(reader, runB, prompt, layer, head, &tb);
     if (ta != tb)
-        throw ShapeError("diff: run '" + runA + "' has a [" + std::to_string(ta) + ", " + std::to_string(ta) +
-                         "] map, run '" + runB + "' a [" + std::to_string(tb) + ", " + std::to_string(tb) +
-                         "] one for prompt " + std::to_string(prompt) + " (same prompt, same token count needed)");
+        throw ShapeError("diff: run '" + runA + "' has a [" + std::to_string(ta) + ", " +
+                         std::to_string(ta) + "] map, run '" + runB + "' a [" + std::to_string(tb) +
+                         ", " + std::to_string(tb) + "] one for prompt " + std::to_string(prompt) +
+                         " (same prompt, same token count needed)");
     for (std::size_t i = 0; i < a.size(); ++i) a[i] -= b[i];
     if (T) *T = ta;
     return a;

@@ -41,8 +41,8 @@ std::vector<float> pooledHead(const store::Reader& reader, const std::string& ru
                               std::int64_t* side);
 /// Whether the run stores `head` of layer `layer`'s map for the prompt (runs captured with
 /// --heads keep a subset).
-bool headStored(const store::Reader& reader, const std::string& run, std::int64_t prompt,
-                int layer, int head);
+bool headStored(const store::Reader& reader, const std::string& run, std::int64_t prompt, int layer,
+                int head);
 /// Side length of the maps of one layer (0 when the layer has none).
 std::int64_t mapSize(const store::Reader& reader, const std::string& run, std::int64_t prompt,
                      int layer);

@@ -38,7 +38,7 @@ const double kMagma[7][3] = {{-0.002136485053939582, -0.000749655052795221, -0.0
                              {18.65570506591883, -11.48977351997711, -5.601961508734096}};
 
 // ColorBrewer RdBu (11 classes), reversed so that negative = blue, positive = red.
-const QRgb kRdBuStops[] = {qRgb(5, 48, 97),     qRgb(33, 102, 172), qRgb(67, 147, 195),
+const QRgb kRdBuStops[] = {qRgb(5, 48, 97),     qRgb(33, 102, 172),  qRgb(67, 147, 195),
                            qRgb(146, 197, 222), qRgb(209, 229, 240), qRgb(247, 247, 247),
                            qRgb(253, 219, 199), qRgb(244, 165, 130), qRgb(214, 96, 77),
                            qRgb(178, 24, 43),   qRgb(103, 0, 31)};
@@ -48,18 +48,25 @@ std::array<QRgb, 256> makeLut(Colormap map) {
     for (int i = 0; i < 256; ++i) {
         const double t = i / 255.0;
         switch (map) {
-        case Colormap::kViridis: lut[i] = poly(kViridis, t); break;
-        case Colormap::kMagma: lut[i] = poly(kMagma, t); break;
-        case Colormap::kGray: lut[i] = qRgb(i, i, i); break;
-        case Colormap::kRdBu: {
-            const double x = t * 10.0;
-            const int a = std::min(int(x), 9);
-            const double f = x - a;
-            const QRgb p = kRdBuStops[a], q = kRdBuStops[a + 1];
-            auto mix = [f](int u, int v) { return int(std::lround(u + (v - u) * f)); };
-            lut[i] = qRgb(mix(qRed(p), qRed(q)), mix(qGreen(p), qGreen(q)), mix(qBlue(p), qBlue(q)));
-            break;
-        }
+            case Colormap::kViridis:
+                lut[i] = poly(kViridis, t);
+                break;
+            case Colormap::kMagma:
+                lut[i] = poly(kMagma, t);
+                break;
+            case Colormap::kGray:
+                lut[i] = qRgb(i, i, i);
+                break;
+            case Colormap::kRdBu: {
+                const double x = t * 10.0;
+                const int a = std::min(int(x), 9);
+                const double f = x - a;
+                const QRgb p = kRdBuStops[a], q = kRdBuStops[a + 1];
+                auto mix = [f](int u, int v) { return int(std::lround(u + (v - u) * f)); };
+                lut[i] =
+                    qRgb(mix(qRed(p), qRed(q)), mix(qGreen(p), qGreen(q)), mix(qBlue(p), qBlue(q)));
+                break;
+            }
         }
     }
     return lut;
@@ -71,10 +78,14 @@ const std::array<QRgb, 256>* lutFor(Colormap map) {
     static const std::array<QRgb, 256> gray = makeLut(Colormap::kGray);
     static const std::array<QRgb, 256> rdbu = makeLut(Colormap::kRdBu);
     switch (map) {
-    case Colormap::kViridis: return &viridis;
-    case Colormap::kMagma: return &magma;
-    case Colormap::kGray: return &gray;
-    case Colormap::kRdBu: return &rdbu;
+        case Colormap::kViridis:
+            return &viridis;
+        case Colormap::kMagma:
+            return &magma;
+        case Colormap::kGray:
+            return &gray;
+        case Colormap::kRdBu:
+            return &rdbu;
     }
     return &viridis;
 }
@@ -83,10 +94,14 @@ const std::array<QRgb, 256>* lutFor(Colormap map) {
 
 QString colormapName(Colormap map) {
     switch (map) {
-    case Colormap::kViridis: return QStringLiteral("viridis");
-    case Colormap::kMagma: return QStringLiteral("magma");
-    case Colormap::kGray: return QStringLiteral("gray");
-    case Colormap::kRdBu: return QStringLiteral("rdbu");
+        case Colormap::kViridis:
+            return QStringLiteral("viridis");
+        case Colormap::kMagma:
+            return QStringLiteral("magma");
+        case Colormap::kGray:
+            return QStringLiteral("gray");
+        case Colormap::kRdBu:
+            return QStringLiteral("rdbu");
     }
     return {};
 }
@@ -115,8 +130,8 @@ float ColorScale::position(float v) const {
         const float lo = std::max(m_vmin, m_logFloor);
         const float hi = std::max(m_vmax, lo * 10.f);
         if (v <= lo) return 0.f;
-        return std::clamp((std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)),
-                          0.f, 1.f);
+        return std::clamp((std::log10(v) - std::log10(lo)) / (std::log10(hi) - std::log10(lo)), 0.f,
+                          1.f);
     }
     const float span = m_vmax - m_vmin;
     if (!(span > 0)) return v >= m_vmax ? 1.f : 0.f;

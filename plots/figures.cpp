@@ -96,8 +96,8 @@ QRectF gridCellRect(const QRectF& bounds, const GridSpec& spec, int layer, int h
     const std::vector<int> order = gridOrder(spec, layer);
     const int slot = int(std::find(order.begin(), order.end(), head) - order.begin());
     const double gap = std::max(2.0, g.cell * 0.06);
-    return QRectF(g.left + slot * g.cell + gap / 2, g.top + layer * g.cell + gap / 2,
-                  g.cell - gap, g.cell - gap);
+    return QRectF(g.left + slot * g.cell + gap / 2, g.top + layer * g.cell + gap / 2, g.cell - gap,
+                  g.cell - gap);
 }
 
 void paintGrid(QPainter& p, const QRectF& bounds, const GridSpec& spec) {
@@ -114,7 +114,8 @@ void paintGrid(QPainter& p, const QRectF& bounds, const GridSpec& spec) {
     const bool sorted = spec.sortByMetric && metric;
     for (int h = 0; h < spec.nHeads; ++h)
         p.drawText(QRectF(g.left + h * g.cell, g.top - fm.height() - 2, g.cell, fm.height()),
-                   Qt::AlignHCenter, sorted ? QStringLiteral("#%1").arg(h + 1) : QStringLiteral("H%1").arg(h));
+                   Qt::AlignHCenter,
+                   sorted ? QStringLiteral("#%1").arg(h + 1) : QStringLiteral("H%1").arg(h));
     for (int l = 0; l < spec.nLayers; ++l) {
         p.setFont(font);
         p.setPen(Qt::black);
@@ -123,8 +124,9 @@ void paintGrid(QPainter& p, const QRectF& bounds, const GridSpec& spec) {
         for (int h = 0; h < spec.nHeads; ++h) {
             const QRectF r = gridCellRect(bounds, spec, l, h);
             const std::size_t i = std::size_t(l * spec.nHeads + h);
-            const float mv = metric && i < spec.metric.size() ? spec.metric[i]
-                                                              : std::numeric_limits<float>::quiet_NaN();
+            const float mv = metric && i < spec.metric.size()
+                                 ? spec.metric[i]
+                                 : std::numeric_limits<float>::quiet_NaN();
             QRectF inner = r;
             if (metric) {
                 // Frame in the metric's colour (grey when the head has no value).
@@ -147,7 +149,8 @@ void paintGrid(QPainter& p, const QRectF& bounds, const GridSpec& spec) {
                            QString::number(double(mv), 'g', 2);
                 if (!txt.isEmpty()) {
                     const QRectF tr(inner.left(), inner.bottom() - sfm.height(),
-                                    std::min(inner.width(), sfm.horizontalAdvance(txt) + 4), sfm.height());
+                                    std::min(inner.width(), sfm.horizontalAdvance(txt) + 4),
+                                    sfm.height());
                     p.fillRect(tr, QColor(255, 255, 255, 200));
                     p.setPen(Qt::black);
                     p.drawText(tr, Qt::AlignCenter, txt);
@@ -201,13 +204,18 @@ void paintCurves(QPainter& p, const QRectF& bounds, const CurvesSpec& spec) {
     double legendW = 0;
     for (const Series& s : spec.series)
         if (s.inLegend) legendW = std::max(legendW, fm.horizontalAdvance(s.name) + 34);
-    const QRectF plot(bounds.left() + fm.height() + fm.horizontalAdvance(QStringLiteral("-0.000")) + 14,
-                      top + 6, bounds.width() - legendW - fm.height() - fm.horizontalAdvance(QStringLiteral("-0.000")) - 30,
-                      bounds.bottom() - top - 2 * fm.height() - 22);
+    const QRectF plot(
+        bounds.left() + fm.height() + fm.horizontalAdvance(QStringLiteral("-0.000")) + 14, top + 6,
+        bounds.width() - legendW - fm.height() - fm.horizontalAdvance(QStringLiteral("-0.000")) -
+            30,
+        bounds.bottom() - top - 2 * fm.height() - 22);
     p.fillRect(plot, QColor(250, 250, 250));
     p.setPen(QPen(QColor(60, 60, 60), 1));
     p.drawRect(plot);
-    auto X = [&](double i) { return n <= 1 ? plot.center().x() : plot.left() + 10 + i * (plot.width() - 20) / double(n - 1); };
+    auto X = [&](double i) {
+        return n <= 1 ? plot.center().x()
+                      : plot.left() + 10 + i * (plot.width() - 20) / double(n - 1);
+    };
     auto Y = [&](double v) { return plot.bottom() - (v - lo) / (hi - lo) * plot.height(); };
     // y ticks
     for (int k = 0; k <= 4; ++k) {
@@ -215,19 +223,23 @@ void paintCurves(QPainter& p, const QRectF& bounds, const CurvesSpec& spec) {
         p.setPen(QPen(QColor(225, 225, 225), 1));
         p.drawLine(QPointF(plot.left(), y), QPointF(plot.right(), y));
         p.setPen(Qt::black);
-        p.drawText(QRectF(bounds.left(), y - fm.height() / 2, plot.left() - bounds.left() - 4, fm.height()),
+        p.drawText(QRectF(bounds.left(), y - fm.height() / 2, plot.left() - bounds.left() - 4,
+                          fm.height()),
                    Qt::AlignRight | Qt::AlignVCenter, QString::number(v, 'g', 3));
     }
     for (std::size_t i = 0; i < n; ++i) {
-        const QString t = i < std::size_t(spec.xTicks.size()) ? spec.xTicks[int(i)] : QString::number(i);
-        p.drawText(QRectF(X(double(i)) - 30, plot.bottom() + 3, 60, fm.height()), Qt::AlignHCenter, t);
+        const QString t =
+            i < std::size_t(spec.xTicks.size()) ? spec.xTicks[int(i)] : QString::number(i);
+        p.drawText(QRectF(X(double(i)) - 30, plot.bottom() + 3, 60, fm.height()), Qt::AlignHCenter,
+                   t);
     }
     p.drawText(QRectF(plot.left(), plot.bottom() + fm.height() + 6, plot.width(), fm.height()),
                Qt::AlignHCenter, spec.xLabel);
     p.save();
     p.translate(bounds.left() + 2, plot.center().y());
     p.rotate(-90);
-    p.drawText(QRectF(-plot.height() / 2, 0, plot.height(), fm.height()), Qt::AlignHCenter, spec.yLabel);
+    p.drawText(QRectF(-plot.height() / 2, 0, plot.height(), fm.height()), Qt::AlignHCenter,
+               spec.yLabel);
     p.restore();
     for (const Series& s : spec.series) {
         QPainterPath path;
@@ -238,7 +250,10 @@ void paintCurves(QPainter& p, const QRectF& bounds, const CurvesSpec& spec) {
                 continue;
             }
             const QPointF pt(X(double(i)), Y(s.y[i]));
-            if (pen) path.lineTo(pt); else path.moveTo(pt);
+            if (pen)
+                path.lineTo(pt);
+            else
+                path.moveTo(pt);
             pen = true;
         }
         p.setPen(QPen(s.color, s.width));
@@ -247,7 +262,8 @@ void paintCurves(QPainter& p, const QRectF& bounds, const CurvesSpec& spec) {
         if (s.markers) {
             p.setBrush(s.color);
             for (std::size_t i = 0; i < s.y.size(); ++i)
-                if (std::isfinite(s.y[i])) p.drawEllipse(QPointF(X(double(i)), Y(s.y[i])), s.width + 1, s.width + 1);
+                if (std::isfinite(s.y[i]))
+                    p.drawEllipse(QPointF(X(double(i)), Y(s.y[i])), s.width + 1, s.width + 1);
         }
     }
     double ly = plot.top() + 4;
@@ -278,18 +294,21 @@ TokensLayout tokensLayout(const QRectF& bounds, const TokensSpec& spec, int firs
     lay.first = std::clamp(firstToken, 0, std::max(0, T - fit));
     lay.count = std::min(fit, T - lay.first);
     double colW = fm.averageCharWidth() * 6;
-    for (const QString& t : spec.tokens) colW = std::max(colW, fm.horizontalAdvance(axisLabel(t, 18)) + 10);
+    for (const QString& t : spec.tokens)
+        colW = std::max(colW, fm.horizontalAdvance(axisLabel(t, 18)) + 10);
     colW = std::min(colW, bounds.width() / 3);
     const double barW = spec.tokenMetric.empty() ? 0.0 : 90.0;
     const double gap = std::clamp(bounds.width() - 2 * colW - barW - 20, 120.0, 420.0);
     const double left = bounds.center().x() - (2 * colW + gap + barW) / 2;
     lay.left = QRectF(left, top, colW, lay.count * lay.rowHeight);
     lay.right = QRectF(left + colW + gap, top, colW, lay.count * lay.rowHeight);
-    if (barW > 0) lay.bars = QRectF(lay.right.right() + 6, top, barW - 6, lay.count * lay.rowHeight);
+    if (barW > 0)
+        lay.bars = QRectF(lay.right.right() + 6, top, barW - 6, lay.count * lay.rowHeight);
     return lay;
 }
 
-TokensLayout paintTokens(QPainter& p, const QRectF& bounds, const TokensSpec& spec, int firstToken) {
+TokensLayout paintTokens(QPainter& p, const QRectF& bounds, const TokensSpec& spec,
+                         int firstToken) {
     p.save();
     p.setRenderHint(QPainter::Antialiasing, true);
     p.setRenderHint(QPainter::TextAntialiasing, true);
@@ -299,10 +318,12 @@ TokensLayout paintTokens(QPainter& p, const QRectF& bounds, const TokensSpec& sp
     const QFontMetricsF fm(font);
     p.setFont(font);
     p.setPen(QColor(80, 80, 80));
-    p.drawText(QRectF(lay.left.left(), lay.left.top() - fm.height() - 4, lay.left.width(), fm.height()),
-               Qt::AlignRight, QStringLiteral("query"));
-    p.drawText(QRectF(lay.right.left(), lay.right.top() - fm.height() - 4, lay.right.width(), fm.height()),
-               Qt::AlignLeft, QStringLiteral("key"));
+    p.drawText(
+        QRectF(lay.left.left(), lay.left.top() - fm.height() - 4, lay.left.width(), fm.height()),
+        Qt::AlignRight, QStringLiteral("query"));
+    p.drawText(
+        QRectF(lay.right.left(), lay.right.top() - fm.height() - 4, lay.right.width(), fm.height()),
+        Qt::AlignLeft, QStringLiteral("key"));
     const int T = int(spec.tokens.size());
     auto rowY = [&](int i) { return lay.left.top() + (i - lay.first + 0.5) * lay.rowHeight; };
     auto visible = [&](int i) { return i >= lay.first && i < lay.first + lay.count; };
@@ -348,14 +369,18 @@ TokensLayout paintTokens(QPainter& p, const QRectF& bounds, const TokensSpec& sp
         for (float v : spec.tokenMetric)
             if (std::isfinite(v)) vmax = std::max(vmax, v);
         p.setPen(QColor(80, 80, 80));
-        p.drawText(QRectF(lay.bars.left(), lay.bars.top() - fm.height() - 4, lay.bars.width() + 40, fm.height()),
+        p.drawText(QRectF(lay.bars.left(), lay.bars.top() - fm.height() - 4, lay.bars.width() + 40,
+                          fm.height()),
                    Qt::AlignLeft, spec.tokenMetricName);
-        for (int i = lay.first; i < lay.first + lay.count && i < int(spec.tokenMetric.size()); ++i) {
+        for (int i = lay.first; i < lay.first + lay.count && i < int(spec.tokenMetric.size());
+             ++i) {
             const float v = spec.tokenMetric[std::size_t(i)];
             if (!std::isfinite(v) || vmax <= 0.f) continue;
             const double y = rowY(i) - lay.rowHeight / 2 + 2;
-            p.fillRect(QRectF(lay.bars.left(), y, lay.bars.width() * double(std::max(0.f, v) / vmax), lay.rowHeight - 4),
-                       QColor(120, 120, 120));
+            p.fillRect(
+                QRectF(lay.bars.left(), y, lay.bars.width() * double(std::max(0.f, v) / vmax),
+                       lay.rowHeight - 4),
+                QColor(120, 120, 120));
         }
     }
     // Head legend along the bottom.

@@ -98,8 +98,8 @@ bool DenseCells::paintCells(QPainter& painter, const QRectF& target, const CellR
     const int maxW = std::max(1, int(std::ceil(target.width())));
     const int maxH = std::max(1, int(std::ceil(target.height())));
     std::int64_t sr = 1, sc = 1;
-    const QImage img = colorize(m_values.data() + r0 * m_cols + c0, r1 - r0, c1 - c0, m_cols,
-                                scale, maxW, maxH, &sr, &sc);
+    const QImage img = colorize(m_values.data() + r0 * m_cols + c0, r1 - r0, c1 - c0, m_cols, scale,
+                                maxW, maxH, &sr, &sc);
     // Pooled images cover whole blocks; the last block may be partial, which only matters for
     // the last pixel row/column.
     const double nr = double(img.height() * sr), nc = double(img.width() * sc);
@@ -157,12 +157,16 @@ HeatmapLayout heatmapLayout(const QRectF& bounds, const HeatmapSpec& spec, std::
     };
     const double left = bounds.left() + fm.height() + 4 + widest(spec.rowLabels, rows) + 6;
     const double bottomRoom = fm.height() + 4 + widest(spec.colLabels, cols) + 6;
-    const double cbarW = spec.showColorbar ? 16 + 8 + fm.horizontalAdvance(QStringLiteral("0.0001")) + fm.height() + 14 : 8;
+    const double cbarW =
+        spec.showColorbar
+            ? 16 + 8 + fm.horizontalAdvance(QStringLiteral("0.0001")) + fm.height() + 14
+            : 8;
     QRectF plot(left, top, bounds.right() - cbarW - left, bounds.bottom() - bottomRoom - top);
     if (plot.width() < 10) plot.setWidth(10);
     if (plot.height() < 10) plot.setHeight(10);
     if (spec.squareCells && lay.view.rows() > 0 && lay.view.cols() > 0) {
-        const double cell = std::min(plot.width() / lay.view.cols(), plot.height() / lay.view.rows());
+        const double cell =
+            std::min(plot.width() / lay.view.cols(), plot.height() / lay.view.rows());
         plot.setWidth(cell * lay.view.cols());
         plot.setHeight(cell * lay.view.rows());
     }
@@ -190,7 +194,8 @@ void paintColorbar(QPainter& painter, const QRectF& rect, const ColorScale& scal
     std::vector<float> ticks;
     if (scale.isLog()) {
         const float lo = std::max(scale.vmin(), scale.logFloor());
-        for (float d = std::pow(10.f, std::ceil(std::log10(lo) - 1e-6f)); d <= scale.vmax() * 1.0001f; d *= 10)
+        for (float d = std::pow(10.f, std::ceil(std::log10(lo) - 1e-6f));
+             d <= scale.vmax() * 1.0001f; d *= 10)
             ticks.push_back(d);
     } else {
         for (int i = 0; i <= 4; ++i) ticks.push_back(scale.valueAt(float(i) / 4.f));
@@ -295,8 +300,9 @@ HeatmapLayout paintHeatmap(QPainter& painter, const QRectF& bounds, const Heatma
         if (cy < lay.plot.top() - 1 || cy > lay.plot.bottom() + 1) continue;
         const QString t = labelFor(spec.rowLabels, i, rs > 1);
         painter.setPen(i == spec.highlightRow ? QColor(200, 0, 0) : QColor(0, 0, 0));
-        painter.drawText(QRectF(bounds.left(), cy - lh / 2, lay.plot.left() - bounds.left() - 4, lh),
-                         Qt::AlignRight | Qt::AlignVCenter, t);
+        painter.drawText(
+            QRectF(bounds.left(), cy - lh / 2, lay.plot.left() - bounds.left() - 4, lh),
+            Qt::AlignRight | Qt::AlignVCenter, t);
     }
     const std::int64_t ic0 = std::max<std::int64_t>(0, std::int64_t(std::ceil(v.c0 - 0.5)));
     const std::int64_t ic1 = std::min<std::int64_t>(cols, std::int64_t(std::ceil(v.c1)));

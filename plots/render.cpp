@@ -25,19 +25,22 @@ QImage renderImage(QSize size, const PaintFn& paint) {
 
 void saveFigure(const std::filesystem::path& out, QSize size, const PaintFn& paint) {
     std::string ext = out.extension().string();
-    std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    std::transform(ext.begin(), ext.end(), ext.begin(),
+                   [](unsigned char c) { return char(std::tolower(c)); });
     const QString path = QString::fromStdString(out.string());
     if (ext == ".png") {
         const QImage img = renderImage(size, paint);
         if (!img.save(path, "PNG"))
-            throw IoError(out.string() + ": cannot write the PNG (check the folder exists and is writable)");
+            throw IoError(out.string() +
+                          ": cannot write the PNG (check the folder exists and is writable)");
         return;
     }
     if (ext == ".svg") {
         {
             QFile probe(path);
             if (!probe.open(QIODevice::WriteOnly))
-                throw IoError(out.string() + ": cannot write the SVG: " + probe.errorString().toStdString());
+                throw IoError(out.string() +
+                              ": cannot write the SVG: " + probe.errorString().toStdString());
         }
         QSvgGenerator gen;
         gen.setFileName(path);
@@ -59,9 +62,12 @@ namespace {
 // is noise on a CLI's stderr. Everything else goes through unchanged.
 QtMessageHandler previousHandler = nullptr;
 void quietHandler(QtMsgType type, const QMessageLogContext& ctx, const QString& msg) {
-    if (type == QtWarningMsg && msg.startsWith(QLatin1String("QStandardPaths: XDG_RUNTIME_DIR"))) return;
-    if (previousHandler) previousHandler(type, ctx, msg);
-    else std::fprintf(stderr, "%s\n", msg.toLocal8Bit().constData());
+    if (type == QtWarningMsg && msg.startsWith(QLatin1String("QStandardPaths: XDG_RUNTIME_DIR")))
+        return;
+    if (previousHandler)
+        previousHandler(type, ctx, msg);
+    else
+        std::fprintf(stderr, "%s\n", msg.toLocal8Bit().constData());
 }
 
 }  // namespace

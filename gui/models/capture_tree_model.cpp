@@ -12,7 +12,8 @@ void CaptureTreeModel::setSnapshot(std::vector<RunEntry> runs) {
         const auto& b = runs[r];
         prefix = a.name == b.name && b.prompts.size() >= a.prompts.size();
         for (std::size_t p = 0; prefix && p < a.prompts.size(); ++p)
-            prefix = a.prompts[p].id == b.prompts[p].id && a.prompts[p].nTokens == b.prompts[p].nTokens;
+            prefix =
+                a.prompts[p].id == b.prompts[p].id && a.prompts[p].nTokens == b.prompts[p].nTokens;
     }
     if (!prefix) {
         beginResetModel();
@@ -28,7 +29,8 @@ void CaptureTreeModel::setSnapshot(std::vector<RunEntry> runs) {
             m_runs[r].prompts.assign(runs[r].prompts.begin(), runs[r].prompts.end());
             endInsertRows();
         }
-        if (m_runs[r].complete != runs[r].complete || m_runs[r].intervention != runs[r].intervention) {
+        if (m_runs[r].complete != runs[r].complete ||
+            m_runs[r].intervention != runs[r].intervention) {
             m_runs[r].complete = runs[r].complete;
             m_runs[r].intervention = runs[r].intervention;
             Q_EMIT dataChanged(index(int(r), 0), index(int(r), columnCount() - 1));
@@ -36,7 +38,8 @@ void CaptureTreeModel::setSnapshot(std::vector<RunEntry> runs) {
     }
     if (runs.size() > m_runs.size()) {
         beginInsertRows({}, int(m_runs.size()), int(runs.size() - 1));
-        for (std::size_t r = m_runs.size(); r < runs.size(); ++r) m_runs.push_back(std::move(runs[r]));
+        for (std::size_t r = m_runs.size(); r < runs.size(); ++r)
+            m_runs.push_back(std::move(runs[r]));
         endInsertRows();
     }
 }
@@ -85,28 +88,41 @@ QVariant CaptureTreeModel::data(const QModelIndex& index, int role) const {
     if (index.internalId() == 0) {
         const RunEntry& r = m_runs[std::size_t(index.row())];
         switch (role) {
-        case Qt::DisplayRole:
-            if (index.column() == 0) return r.name;
-            return QStringLiteral("%1 prompts%2").arg(r.prompts.size()).arg(r.complete ? QString() : QStringLiteral(", incomplete"));
-        case Qt::ToolTipRole:
-            return QStringLiteral("run '%1'%2\nintervention: %3")
-                .arg(r.name, r.complete ? QString() : QStringLiteral(" (incomplete: still writing or interrupted)"), r.intervention);
-        case RunNameRole: return r.name;
-        case IsRunRole: return true;
-        default: return {};
+            case Qt::DisplayRole:
+                if (index.column() == 0) return r.name;
+                return QStringLiteral("%1 prompts%2")
+                    .arg(r.prompts.size())
+                    .arg(r.complete ? QString() : QStringLiteral(", incomplete"));
+            case Qt::ToolTipRole:
+                return QStringLiteral("run '%1'%2\nintervention: %3")
+                    .arg(r.name,
+                         r.complete ? QString()
+                                    : QStringLiteral(" (incomplete: still writing or interrupted)"),
+                         r.intervention);
+            case RunNameRole:
+                return r.name;
+            case IsRunRole:
+                return true;
+            default:
+                return {};
         }
     }
     const RunEntry& r = m_runs[std::size_t(index.internalId() - 1)];
     const PromptEntry& p = r.prompts[std::size_t(index.row())];
     switch (role) {
-    case Qt::DisplayRole:
-        if (index.column() == 0) return QStringLiteral("%1").arg(p.id);
-        return QStringLiteral("%1 tok · %2").arg(p.nTokens).arg(p.text.left(60).simplified());
-    case Qt::ToolTipRole: return p.text;
-    case RunNameRole: return r.name;
-    case PromptIdRole: return qlonglong(p.id);
-    case IsRunRole: return false;
-    default: return {};
+        case Qt::DisplayRole:
+            if (index.column() == 0) return QStringLiteral("%1").arg(p.id);
+            return QStringLiteral("%1 tok · %2").arg(p.nTokens).arg(p.text.left(60).simplified());
+        case Qt::ToolTipRole:
+            return p.text;
+        case RunNameRole:
+            return r.name;
+        case PromptIdRole:
+            return qlonglong(p.id);
+        case IsRunRole:
+            return false;
+        default:
+            return {};
     }
 }
 

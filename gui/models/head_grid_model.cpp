@@ -33,27 +33,40 @@ void HeadGridModel::setMetric(const QString& name, std::vector<float> values) {
                            {Qt::DisplayRole, Qt::ToolTipRole, MetricRole});
 }
 
-int HeadGridModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : m_layers; }
-int HeadGridModel::columnCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : m_heads; }
+int HeadGridModel::rowCount(const QModelIndex& parent) const {
+    return parent.isValid() ? 0 : m_layers;
+}
+int HeadGridModel::columnCount(const QModelIndex& parent) const {
+    return parent.isValid() ? 0 : m_heads;
+}
 
 QVariant HeadGridModel::data(const QModelIndex& index, int role) const {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) return {};
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+        return {};
     const std::size_t i = std::size_t(index.row() * m_heads + index.column());
     const bool hasMetric = i < m_metric.size() && !std::isnan(m_metric[i]);
     switch (role) {
-    case Qt::DisplayRole:
-        return hasMetric ? QString::number(double(m_metric[i]), 'g', 3)
-                         : QStringLiteral("L%1 H%2").arg(index.row()).arg(index.column());
-    case Qt::DecorationRole: return m_thumbs[i].isNull() ? QVariant() : QVariant(m_thumbs[i]);
-    case Qt::ToolTipRole:
-        return QStringLiteral("layer %1, head %2%3")
-            .arg(index.row())
-            .arg(index.column())
-            .arg(hasMetric ? QStringLiteral("\n%1 = %2").arg(m_metricName).arg(double(m_metric[i]), 0, 'g', 4) : QString());
-    case MetricRole: return hasMetric ? QVariant(double(m_metric[i])) : QVariant();
-    case LayerRole: return index.row();
-    case HeadRole: return index.column();
-    default: return {};
+        case Qt::DisplayRole:
+            return hasMetric ? QString::number(double(m_metric[i]), 'g', 3)
+                             : QStringLiteral("L%1 H%2").arg(index.row()).arg(index.column());
+        case Qt::DecorationRole:
+            return m_thumbs[i].isNull() ? QVariant() : QVariant(m_thumbs[i]);
+        case Qt::ToolTipRole:
+            return QStringLiteral("layer %1, head %2%3")
+                .arg(index.row())
+                .arg(index.column())
+                .arg(hasMetric ? QStringLiteral("\n%1 = %2")
+                                     .arg(m_metricName)
+                                     .arg(double(m_metric[i]), 0, 'g', 4)
+                               : QString());
+        case MetricRole:
+            return hasMetric ? QVariant(double(m_metric[i])) : QVariant();
+        case LayerRole:
+            return index.row();
+        case HeadRole:
+            return index.column();
+        default:
+            return {};
     }
 }
 

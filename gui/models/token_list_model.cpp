@@ -12,17 +12,25 @@ void TokenListModel::setTokens(const QStringList& tokens) {
     endResetModel();
 }
 
-int TokenListModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(m_tokens.size()); }
+int TokenListModel::rowCount(const QModelIndex& parent) const {
+    return parent.isValid() ? 0 : int(m_tokens.size());
+}
 
 QVariant TokenListModel::data(const QModelIndex& index, int role) const {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) return {};
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+        return {};
     const QString& t = m_tokens[index.row()];
     switch (role) {
-    case Qt::DisplayRole: return QStringLiteral("%1  %2").arg(index.row()).arg(plots::axisLabel(t, 24));
-    case Qt::ToolTipRole: return QStringLiteral("position %1: '%2'").arg(index.row()).arg(t);
-    case PositionRole: return index.row();
-    case TokenRole: return t;
-    default: return {};
+        case Qt::DisplayRole:
+            return QStringLiteral("%1  %2").arg(index.row()).arg(plots::axisLabel(t, 24));
+        case Qt::ToolTipRole:
+            return QStringLiteral("position %1: '%2'").arg(index.row()).arg(t);
+        case PositionRole:
+            return index.row();
+        case TokenRole:
+            return t;
+        default:
+            return {};
     }
 }
 
@@ -50,18 +58,25 @@ void HeadChecklistModel::setChecked(const std::vector<int>& heads) {
         if (h >= 0 && h < int(next.size())) next[std::size_t(h)] = true;
     if (next == m_checked) return;
     m_checked = next;
-    if (!m_checked.empty()) Q_EMIT dataChanged(index(0), index(int(m_checked.size()) - 1), {Qt::CheckStateRole});
+    if (!m_checked.empty())
+        Q_EMIT dataChanged(index(0), index(int(m_checked.size()) - 1), {Qt::CheckStateRole});
     Q_EMIT checkedChanged();
 }
 
-int HeadChecklistModel::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(m_checked.size()); }
+int HeadChecklistModel::rowCount(const QModelIndex& parent) const {
+    return parent.isValid() ? 0 : int(m_checked.size());
+}
 
 QVariant HeadChecklistModel::data(const QModelIndex& index, int role) const {
-    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid)) return {};
+    if (!checkIndex(index, CheckIndexOption::IndexIsValid | CheckIndexOption::ParentIsInvalid))
+        return {};
     switch (role) {
-    case Qt::DisplayRole: return QStringLiteral("head %1").arg(index.row());
-    case Qt::CheckStateRole: return m_checked[std::size_t(index.row())] ? Qt::Checked : Qt::Unchecked;
-    default: return {};
+        case Qt::DisplayRole:
+            return QStringLiteral("head %1").arg(index.row());
+        case Qt::CheckStateRole:
+            return m_checked[std::size_t(index.row())] ? Qt::Checked : Qt::Unchecked;
+        default:
+            return {};
     }
 }
 
@@ -79,7 +94,8 @@ bool HeadChecklistModel::setData(const QModelIndex& index, const QVariant& value
 
 Qt::ItemFlags HeadChecklistModel::flags(const QModelIndex& index) const {
     if (!index.isValid()) return Qt::NoItemFlags;
-    return Qt::ItemIsEnabled | Qt::ItemIsSelectable | Qt::ItemIsUserCheckable | Qt::ItemNeverHasChildren;
+    return Qt::ItemIsEnabled | Qt::ItemIsSelectable | Qt::ItemIsUserCheckable |
+           Qt::ItemNeverHasChildren;
 }
 
 }  // namespace attnscope::gui

@@ -35,12 +35,19 @@ inline std::vector<float> knownMap(int layer, int head, std::int64_t T, int vari
         int kind = layer * 2 + head;
         if (variant == 1 && kind == 0) kind = 1;
         switch (kind) {
-        case 0: m[std::size_t(q * T)] = 1.f; break;
-        case 1: m[std::size_t(q * T + q)] = 1.f; break;
-        case 2:
-            for (std::int64_t k = 0; k <= q; ++k) m[std::size_t(q * T + k)] = 1.f / float(q + 1);
-            break;
-        default: m[std::size_t(q * T + std::max<std::int64_t>(q - 1, 0))] = 1.f; break;
+            case 0:
+                m[std::size_t(q * T)] = 1.f;
+                break;
+            case 1:
+                m[std::size_t(q * T + q)] = 1.f;
+                break;
+            case 2:
+                for (std::int64_t k = 0; k <= q; ++k)
+                    m[std::size_t(q * T + k)] = 1.f / float(q + 1);
+                break;
+            default:
+                m[std::size_t(q * T + std::max<std::int64_t>(q - 1, 0))] = 1.f;
+                break;
         }
     }
     return m;

@@ -80,7 +80,8 @@ TEST_CASE("item models pass QAbstractItemModelTester", "[unit][gui]") {
     SECTION("CaptureTreeModel: reset, appended prompts, appended runs") {
         CaptureTreeModel m;
         Tester tester(&m, Tester::FailureReportingMode::Fatal);
-        RunEntry a{QStringLiteral("main"), false, QStringLiteral("{}"), {{0, 5, QStringLiteral("p0")}}};
+        RunEntry a{
+            QStringLiteral("main"), false, QStringLiteral("{}"), {{0, 5, QStringLiteral("p0")}}};
         m.setSnapshot({a});
         CHECK(m.rowCount() == 1);
         CHECK(m.rowCount(m.index(0, 0)) == 1);
@@ -88,7 +89,8 @@ TEST_CASE("item models pass QAbstractItemModelTester", "[unit][gui]") {
         QSignalSpy reset(&m, &QAbstractItemModel::modelReset);
         a.prompts.push_back({1, 7, QStringLiteral("p1")});
         a.complete = true;
-        RunEntry b{QStringLiteral("alt"), true, QStringLiteral("{}"), {{0, 5, QStringLiteral("p0")}}};
+        RunEntry b{
+            QStringLiteral("alt"), true, QStringLiteral("{}"), {{0, 5, QStringLiteral("p0")}}};
         m.setSnapshot({a, b});
         CHECK(inserted.count() == 2);  // one prompt, one run: incremental
         CHECK(reset.count() == 0);
@@ -116,7 +118,8 @@ TEST_CASE("item models pass QAbstractItemModelTester", "[unit][gui]") {
         img.fill(Qt::red);
         m.setLayerThumbnails(1, std::vector<QImage>(4, img));
         CHECK(changed.count() == 1);
-        CHECK(m.index(1, 2).data(Qt::DecorationRole).value<QImage>().pixel(0, 0) == qRgb(255, 0, 0));
+        CHECK(m.index(1, 2).data(Qt::DecorationRole).value<QImage>().pixel(0, 0) ==
+              qRgb(255, 0, 0));
         CHECK_FALSE(m.index(0, 2).data(Qt::DecorationRole).isValid());
         std::vector<float> v(12, 0.5f);
         v[5] = std::nanf("");
@@ -216,7 +219,8 @@ TEST_CASE("viewer on the archived sample: partial heads, incomplete runs", "[uni
     CHECK(w.currentRun() == QStringLiteral("main"));
     CHECK(w.treeModel()->rowCount() == 3);  // ablate, crashed, main
     const QModelIndex crashed = w.treeModel()->runIndex(QStringLiteral("crashed"));
-    CHECK(crashed.sibling(crashed.row(), 1).data().toString().contains(QStringLiteral("incomplete")));
+    CHECK(
+        crashed.sibling(crashed.row(), 1).data().toString().contains(QStringLiteral("incomplete")));
     CHECK(w.treeModel()->rowCount(crashed) == 1);  // only the complete prompt
     REQUIRE(w.selectPrompt(QStringLiteral("ablate"), 0));
     w.selectHead(0, 0);  // not stored in this run (heads 1, 3)
@@ -331,7 +335,8 @@ TEST_CASE("lazy tiles: a 4096 x 4096 map opens without reading it, LOD reads", "
         }
         store::HookOptions ho;
         ho.heads = {0};
-        wr.write_hook("blocks.0.attn.hook_pattern", store::FloatRef::f16_bits(bits.data(), {1, T, T}), ho);
+        wr.write_hook("blocks.0.attn.hook_pattern",
+                      store::FloatRef::f16_bits(bits.data(), {1, T, T}), ho);
         wr.end_prompt();
         wr.close();
     }
@@ -347,8 +352,8 @@ TEST_CASE("lazy tiles: a 4096 x 4096 map opens without reading it, LOD reads", "
         complete = src.paintCells(p, QRectF(0, 0, 512, 512), {0, double(T), 0, double(T)}, sc);
     }
     const auto firstPaintMs = timer.elapsed();
-    CHECK_FALSE(complete);               // nothing was there yet ...
-    CHECK(firstPaintMs < 1000);          // ... and the GUI thread did not wait for it
+    CHECK_FALSE(complete);       // nothing was there yet ...
+    CHECK(firstPaintMs < 1000);  // ... and the GUI thread did not wait for it
     CHECK(src.levelFor(double(T) / 512) == 3);
     src.waitForIdle();
     CHECK(src.lastError().isEmpty());
@@ -411,7 +416,8 @@ TEST_CASE("live refresh: a capture still being written shows new prompts", "[uni
                 const auto m = test::knownMap(l, h, 5);
                 a.insert(a.end(), m.begin(), m.end());
             }
-            wr.write_hook("blocks." + std::to_string(l) + ".attn.hook_pattern", store::FloatRef::f32(a.data(), {2, 5, 5}));
+            wr.write_hook("blocks." + std::to_string(l) + ".attn.hook_pattern",
+                          store::FloatRef::f32(a.data(), {2, 5, 5}));
         }
         wr.end_prompt();
     };
@@ -434,7 +440,8 @@ TEST_CASE("live refresh: a capture still being written shows new prompts", "[uni
     CHECK(w.currentPrompt() == 0);  // the selection stays
     wr.close();
     CHECK(w.document()->checkForChanges());
-    CHECK_FALSE(w.treeModel()->index(0, 1).data().toString().contains(QStringLiteral("incomplete")));
+    CHECK_FALSE(
+        w.treeModel()->index(0, 1).data().toString().contains(QStringLiteral("incomplete")));
     CHECK_FALSE(w.document()->checkForChanges());  // nothing new
 }
 
@@ -444,8 +451,9 @@ TEST_CASE("Run prompt: the capture child process", "[unit][gui]") {
     SECTION("a missing program is reported") {
         CaptureJob job;
         QSignalSpy failed(&job, &CaptureJob::failed);
-        job.start(QString(), {QStringLiteral("hello")}, QString::fromStdString((dir.path() / "o.h5").string()),
-                  QStringLiteral("main"), QString(), {});
+        job.start(QString(), {QStringLiteral("hello")},
+                  QString::fromStdString((dir.path() / "o.h5").string()), QStringLiteral("main"),
+                  QString(), {});
         REQUIRE(failed.count() == 1);
         CHECK(failed.at(0).at(0).toString().contains(QStringLiteral("Cannot find")));
     }
@@ -456,8 +464,10 @@ TEST_CASE("Run prompt: the capture child process", "[unit][gui]") {
         CaptureJob job;
         QSignalSpy failed(&job, &CaptureJob::failed);
         QSignalSpy done(&job, &CaptureJob::captured);
-        job.start(QString::fromStdString(script.string()), {QStringLiteral("a"), QStringLiteral(""), QStringLiteral("b")},
-                  QString::fromStdString((dir.path() / "o.h5").string()), QStringLiteral("r1"), QString(), {});
+        job.start(QString::fromStdString(script.string()),
+                  {QStringLiteral("a"), QStringLiteral(""), QStringLiteral("b")},
+                  QString::fromStdString((dir.path() / "o.h5").string()), QStringLiteral("r1"),
+                  QString(), {});
         CHECK(job.arguments().count(QStringLiteral("--prompt")) == 2);
         REQUIRE(waitFor([&] { return job.isRunning(); }, 5000));
         QElapsedTimer t;
@@ -470,12 +480,14 @@ TEST_CASE("Run prompt: the capture child process", "[unit][gui]") {
     }
     SECTION("a failing capture reports its stderr") {
         const auto script = dir.path() / "fail.sh";
-        std::ofstream(script) << "#!/bin/sh\necho 'attnscope capture: error: no such model' >&2\nexit 1\n";
+        std::ofstream(script)
+            << "#!/bin/sh\necho 'attnscope capture: error: no such model' >&2\nexit 1\n";
         std::filesystem::permissions(script, std::filesystem::perms::owner_all);
         CaptureJob job;
         QSignalSpy failed(&job, &CaptureJob::failed);
         job.start(QString::fromStdString(script.string()), {QStringLiteral("a")},
-                  QString::fromStdString((dir.path() / "o.h5").string()), QStringLiteral("main"), QString(), {});
+                  QString::fromStdString((dir.path() / "o.h5").string()), QStringLiteral("main"),
+                  QString(), {});
         REQUIRE(waitFor([&] { return failed.count() > 0; }, 10000));
         CHECK(failed.at(0).at(0).toString().contains(QStringLiteral("no such model")));
     }
@@ -490,8 +502,10 @@ TEST_CASE("Run prompt: the capture child process", "[unit][gui]") {
         QSignalSpy done(&job, &CaptureJob::captured);
         QSignalSpy progress(&job, &CaptureJob::progress);
         const QString out = QString::fromStdString((dir.path() / "real.h5").string());
-        job.start(QStringLiteral(ATTNSCOPE_BIN), {QStringLiteral("In the beginning God created the heaven and the earth.")},
-                  out, QStringLiteral("viewer"), QString(), {QStringLiteral("--layers"), QStringLiteral("0-1")});
+        job.start(QStringLiteral(ATTNSCOPE_BIN),
+                  {QStringLiteral("In the beginning God created the heaven and the earth.")}, out,
+                  QStringLiteral("viewer"), QString(),
+                  {QStringLiteral("--layers"), QStringLiteral("0-1")});
         REQUIRE(waitFor([&] { return done.count() + failed.count() > 0; }, 120000));
         INFO((failed.count() ? failed.at(0).at(0).toString().toStdString() : std::string()));
         REQUIRE(done.count() == 1);
@@ -521,10 +535,13 @@ TEST_CASE("bench: lazy tiles on an 8192 x 8192 map", "[.][bench]") {
         std::vector<std::uint16_t> bits(std::size_t(T * T), 0);
         for (std::int64_t q = 0; q < T; ++q)
             for (std::int64_t k = 0; k <= q; ++k)
-                bits[std::size_t(q * T + k)] = store::float_to_half(k == 0 ? 0.5f : k == q ? 0.3f : 0.2f / float(q));
+                bits[std::size_t(q * T + k)] = store::float_to_half(k == 0   ? 0.5f
+                                                                    : k == q ? 0.3f
+                                                                             : 0.2f / float(q));
         store::HookOptions ho;
         ho.heads = {0};
-        wr.write_hook("blocks.0.attn.hook_pattern", store::FloatRef::f16_bits(bits.data(), {1, T, T}), ho);
+        wr.write_hook("blocks.0.attn.hook_pattern",
+                      store::FloatRef::f16_bits(bits.data(), {1, T, T}), ho);
         wr.end_prompt();
         wr.close();
     }
@@ -549,9 +566,11 @@ TEST_CASE("bench: lazy tiles on an 8192 x 8192 map", "[.][bench]") {
     }
     src.waitForIdle();
     const double zoom = double(t.nsecsElapsed()) / 1e6;
-    WARN("8192 x 8192 f16 map, 900 px view: first paint " << firstPaint << " ms (no I/O), overview (level "
-         << src.levelFor(double(T) / 900) << ") ready after " << overview << " ms reading " << overviewCells
-         << " cells; zoom to 200 x 200 cells: " << zoom << " ms reading " << (src.cellsRead() - overviewCells) << " cells");
+    WARN("8192 x 8192 f16 map, 900 px view: first paint "
+         << firstPaint << " ms (no I/O), overview (level " << src.levelFor(double(T) / 900)
+         << ") ready after " << overview << " ms reading " << overviewCells
+         << " cells; zoom to 200 x 200 cells: " << zoom << " ms reading "
+         << (src.cellsRead() - overviewCells) << " cells");
 }
 
 // Not run by default: the whole window (browser dock, toolbar, tabs) as a PNG, for the README:

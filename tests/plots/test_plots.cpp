@@ -41,7 +41,7 @@ TEST_CASE("colormaps: endpoints, log scale, names", "[unit][plots]") {
     // matplotlib's viridis(0) and viridis(1); the polynomial fit is within a few levels.
     CHECK(colorDistance(vir.rgb(0.f), qRgb(68, 1, 84)) <= 5);
     CHECK(colorDistance(vir.rgb(1.f), qRgb(253, 231, 37)) <= 5);
-    CHECK(vir.rgb(2.f) == vir.rgb(1.f));                          // clamps
+    CHECK(vir.rgb(2.f) == vir.rgb(1.f));  // clamps
     CHECK(vir.rgb(std::nanf("")) == vir.nanColor());
     const ColorScale rdbu(Colormap::kRdBu, -1.f, 1.f);
     CHECK(colorDistance(rdbu.rgb(0.f), qRgb(247, 247, 247)) <= 2);  // white middle
@@ -65,10 +65,13 @@ TEST_CASE("heatmap: a known cell has the expected colour", "[unit][plots]") {
     DenseCells cells(v, 4, 4);
     HeatmapSpec spec;
     spec.title = QStringLiteral("t");
-    spec.rowLabels = spec.colLabels = {QStringLiteral("a"), QStringLiteral("b"), QStringLiteral("c"), QStringLiteral("d")};
+    spec.rowLabels = spec.colLabels = {QStringLiteral("a"), QStringLiteral("b"),
+                                       QStringLiteral("c"), QStringLiteral("d")};
     spec.scale = ColorScale(Colormap::kViridis, 0.f, 1.f);
     HeatmapLayout lay;
-    const QImage img = renderImage(QSize(500, 450), [&](QPainter& p, const QRectF& r) { lay = paintHeatmap(p, r, spec, cells); });
+    const QImage img = renderImage(QSize(500, 450), [&](QPainter& p, const QRectF& r) {
+        lay = paintHeatmap(p, r, spec, cells);
+    });
     REQUIRE(img.size() == QSize(500, 450));
     REQUIRE(lay.plot.width() > 100);
     CHECK(std::abs(lay.plot.width() - lay.plot.height()) < 1.0);  // square cells
@@ -76,7 +79,9 @@ TEST_CASE("heatmap: a known cell has the expected colour", "[unit][plots]") {
     CHECK(colorDistance(img.pixel(cellCentre(lay, 3, 3)), spec.scale.rgb(0.5f)) <= 2);
     CHECK(colorDistance(img.pixel(cellCentre(lay, 0, 0)), spec.scale.rgb(0.f)) <= 2);
     // The colour bar's top is the top colour.
-    CHECK(colorDistance(img.pixel(QPoint(int(lay.colorbar.left() + 7), int(lay.colorbar.top() + 2))), spec.scale.rgbAt(1.f)) <= 6);
+    CHECK(
+        colorDistance(img.pixel(QPoint(int(lay.colorbar.left() + 7), int(lay.colorbar.top() + 2))),
+                      spec.scale.rgbAt(1.f)) <= 6);
     // Hit-testing agrees with the painting.
     const auto hit = heatmapCellAt(lay, 4, 4, QPointF(cellCentre(lay, 2, 1)));
     REQUIRE(hit);
@@ -86,7 +91,9 @@ TEST_CASE("heatmap: a known cell has the expected colour", "[unit][plots]") {
 
     SECTION("zoomed view: the cell fills its share of the plot") {
         spec.view = CellRange{2, 4, 0, 2};
-        const QImage z = renderImage(QSize(500, 450), [&](QPainter& p, const QRectF& r) { lay = paintHeatmap(p, r, spec, cells); });
+        const QImage z = renderImage(QSize(500, 450), [&](QPainter& p, const QRectF& r) {
+            lay = paintHeatmap(p, r, spec, cells);
+        });
         CHECK(colorDistance(z.pixel(cellCentre(lay, 2, 1)), spec.scale.rgb(1.f)) <= 2);
         CHECK(colorDistance(z.pixel(cellCentre(lay, 3, 0)), spec.scale.rgb(0.f)) <= 2);
     }
@@ -106,7 +113,9 @@ TEST_CASE("heatmap: max pooling keeps a single peak visible", "[unit][plots]") {
     spec.scale = ColorScale(Colormap::kGray, 0.f, 1.f);
     spec.showColorbar = false;
     HeatmapLayout lay;
-    const QImage img = renderImage(QSize(400, 400), [&](QPainter& p, const QRectF& r) { lay = paintHeatmap(p, r, spec, cells); });
+    const QImage img = renderImage(QSize(400, 400), [&](QPainter& p, const QRectF& r) {
+        lay = paintHeatmap(p, r, spec, cells);
+    });
     int white = 0;
     for (int y = int(lay.plot.top()) + 1; y < int(lay.plot.bottom()) - 1; ++y)
         for (int x = int(lay.plot.left()) + 1; x < int(lay.plot.right()) - 1; ++x)
@@ -131,9 +140,11 @@ TEST_CASE("grid: geometry, metric frame colour and sorting", "[unit][plots]") {
     g.metricName = QStringLiteral("m");
     g.metricScale = ColorScale(Colormap::kMagma, 0.f, 1.f);
     const QRectF bounds(0, 0, 600, 420);
-    const QImage img = renderImage(bounds.size().toSize(), [&](QPainter& p, const QRectF& r) { paintGrid(p, r, g); });
+    const QImage img = renderImage(bounds.size().toSize(),
+                                   [&](QPainter& p, const QRectF& r) { paintGrid(p, r, g); });
     const QRectF cell = gridCellRect(bounds, g, 0, 1);
-    CHECK(colorDistance(img.pixel(QPoint(int(cell.left() + 2), int(cell.center().y()))), g.metricScale.rgb(0.9f)) <= 3);
+    CHECK(colorDistance(img.pixel(QPoint(int(cell.left() + 2), int(cell.center().y()))),
+                        g.metricScale.rgb(0.9f)) <= 3);
     const auto hit = gridCellAt(bounds, g, cell.center());
     REQUIRE(hit);
     CHECK(*hit == std::make_pair(0, 1));
@@ -157,8 +168,10 @@ TEST_CASE("token view: lines follow the weights, hit-testing finds tokens", "[un
     s.fromQuery = true;
     const QRectF bounds(0, 0, 500, 300);
     TokensLayout lay;
-    const QImage img = renderImage(bounds.size().toSize(), [&](QPainter& p, const QRectF& r) { lay = paintTokens(p, r, s); });
-    const double y1 = lay.left.top() + 1.5 * lay.rowHeight, y0 = lay.right.top() + 0.5 * lay.rowHeight;
+    const QImage img = renderImage(
+        bounds.size().toSize(), [&](QPainter& p, const QRectF& r) { lay = paintTokens(p, r, s); });
+    const double y1 = lay.left.top() + 1.5 * lay.rowHeight,
+                 y0 = lay.right.top() + 0.5 * lay.rowHeight;
     const double y2 = lay.right.top() + 2.5 * lay.rowHeight;
     const double x0 = lay.left.right() + 4, x1 = lay.right.left() - 4;
     const QPoint onLine(int((x0 + x1) / 2), int((y1 + y0) / 2));
@@ -182,10 +195,12 @@ TEST_CASE("token view: lines follow the weights, hit-testing finds tokens", "[un
     // A per-token metric: bar lengths proportional to the values (token 1 full, token 0 none).
     s.tokenMetric = {0.f, 2.f, 1.f};
     s.tokenMetricName = QStringLiteral("FAI");
-    const QImage img2 = renderImage(bounds.size().toSize(), [&](QPainter& p, const QRectF& r) { lay = paintTokens(p, r, s); });
+    const QImage img2 = renderImage(
+        bounds.size().toSize(), [&](QPainter& p, const QRectF& r) { lay = paintTokens(p, r, s); });
     REQUIRE_FALSE(lay.bars.isEmpty());
     auto barAt = [&](int row, double frac) {
-        const QPoint pt(int(lay.bars.left() + frac * lay.bars.width()), int(lay.bars.top() + (row + 0.5) * lay.rowHeight));
+        const QPoint pt(int(lay.bars.left() + frac * lay.bars.width()),
+                        int(lay.bars.top() + (row + 0.5) * lay.rowHeight));
         return colorDistance(img2.pixel(pt), qRgb(120, 120, 120)) <= 2;
     };
     CHECK(barAt(1, 0.9));
@@ -242,9 +257,11 @@ TEST_CASE("attnscope plot: every kind, PNG and SVG", "[unit][plots]") {
         runPlot(rq);
         const QImage img(QString::fromStdString(rq.out.string()));
         const store::Reader r(file);
-        const HeatmapLayout lay = heatmapLayout(QRectF(0, 0, 700, 650), headSpec(r, "main", 1, 0, 0), 6, 6);
+        const HeatmapLayout lay =
+            heatmapLayout(QRectF(0, 0, 700, 650), headSpec(r, "main", 1, 0, 0), 6, 6);
         const ColorScale sc(Colormap::kRdBu, -1.f, 1.f);
-        CHECK(colorDistance(img.pixel(cellCentre(lay, 3, 0)), sc.rgb(1.f)) <= 3);   // main has 1, alt 0
+        CHECK(colorDistance(img.pixel(cellCentre(lay, 3, 0)), sc.rgb(1.f)) <=
+              3);  // main has 1, alt 0
         CHECK(colorDistance(img.pixel(cellCentre(lay, 3, 3)), sc.rgb(-1.f)) <= 3);  // main 0, alt 1
         CHECK(colorDistance(img.pixel(cellCentre(lay, 0, 0)), sc.rgb(0.f)) <= 3);   // both 1
     }
