@@ -4,6 +4,7 @@
 
 #include <QApplication>
 #include <QImage>
+#include <QStandardPaths>
 
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +22,8 @@ inline QApplication& qtApp() {
     static char name[] = "attnscope_tests_gui";
     static char* argv[] = {name, nullptr};
     if (qEnvironmentVariableIsEmpty("QT_QPA_PLATFORM")) qputenv("QT_QPA_PLATFORM", "offscreen");
+    // Recent files and other QSettings go to a test location, never the user's.
+    QStandardPaths::setTestModeEnabled(true);
     // Deliberately never destroyed (see plots/render.cpp): tests end with the process.
     static QApplication* app = new QApplication(argc, argv);
     return *app;
