@@ -75,5 +75,7 @@ int cmd_analyze(const std::vector<std::string>& args, std::ostream& out);
 int cmd_inspect(const std::vector<std::string>& args, std::ostream& out);
 int cmd_eval(const std::vector<std::string>& args, std::ostream& out);
 int cmd_head_search(const std::vector<std::string>& args, std::ostream& out);
+/// Only in builds with Qt 6 (ATTNSCOPE_HAVE_PLOT).
+int cmd_plot(const std::vector<std::string>& args, std::ostream& out);
 
 }  // namespace attnscope::cli

@@ -20,6 +20,9 @@ const char* kUsage =
     "  analyze    attention metrics (sinks, entropy, distance, WAAD/FAI roles) of prompts or a capture file\n"
     "  eval       score a task (multiple choice, classification, perplexity) with and without interventions\n"
     "  head-search  choose the heads an intervention helps on a dev split (ACT's offline search)\n"
+#ifdef ATTNSCOPE_HAVE_PLOT
+    "  plot       a figure (heatmap, grid, layers, diff, tokens) of a capture file as PNG or SVG\n"
+#endif
     "\n"
     "Run `attnscope <command> --help` for a command's options.\n";
 
@@ -46,6 +49,15 @@ int main(int argc, char** argv) {
         if (cmd == "inspect") return cmd_inspect(args, std::cout);
         if (cmd == "eval") return cmd_eval(args, std::cout);
         if (cmd == "head-search") return cmd_head_search(args, std::cout);
+#ifdef ATTNSCOPE_HAVE_PLOT
+        if (cmd == "plot") return cmd_plot(args, std::cout);
+#else
+        if (cmd == "plot") {
+            std::cerr << "attnscope plot: this build has no Qt 6; install qt6-base-dev "
+                         "qt6-svg-dev and rebuild\n";
+            return kExitFailure;
+        }
+#endif
         std::cerr << "attnscope: unknown command '" << cmd << "'\n\n" << kUsage;
         return kExitUsage;
     } catch (const UsageError& e) {
