@@ -10,6 +10,7 @@ PKGS=(
   catch2 nlohmann-json3-dev                   # tests, JSON (config.json, tokenizer.json)
   libicu-dev                                  # Unicode regex/categories/NFC for tokenizers
   qt6-base-dev qt6-svg-dev xvfb               # viewer and plots (optional parts)
+  clang libclang-rt-14-dev                    # libFuzzer + ASan/UBSan (tools/fuzz.sh, sanitize.sh)
 )
 missing=()
 for p in "${PKGS[@]}"; do
