@@ -5,8 +5,8 @@
 # use the same instrumented libraries. Extra arguments go to the test binary (Catch2 filters).
 #
 # The LibTorch suite (attnscope_tests_model) is not run here: Debian's libtorch is not built
-# with ASan, so its memory errors go unseen, and its run time would exceed CI's budget under
-# ASan (see docs/fuzzing.md, "Sanitizers and LibTorch").
+# with ASan (its memory errors would go unseen) and an instrumented build of our LibTorch code
+# has not been tried yet (docs/fuzzing.md, "Sanitizers and LibTorch").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FUZZ_DIR=${FUZZ_DIR:-build-fuzz}
