@@ -22,7 +22,7 @@ for f in "$@"; do
   frame=$(printf '%s\n' "$out" | grep -E '^ +#[0-9]+ 0x' |
     grep -vE ' in (__sanitizer|__asan|__ubsan|__lsan|__interceptor|__libc|fuzzer::|__sigsetjmp|raise|abort|malloc|calloc|realloc|free|operator new|operator delete|std::terminate|__cxa|__gxx|_Unwind)' |
     grep -vE '\((/lib/x86_64-linux-gnu/libc\.so|/lib/x86_64-linux-gnu/libstdc\+\+|/lib/x86_64-linux-gnu/libgcc)' |
-    grep -vE '/libc\.so\.6\+' | head -1)
+    grep -vE '/libc\.so\.6\+|sysdeps/| in __(mem|str|wmem)[a-z0-9_]*' | head -1)
   if printf '%s' "$frame" | grep -q 'libhdf5'; then
     echo "hdf5 $f: $(printf '%s' "$frame" | sed -E 's/^ +//; s/ \(BuildId.*//')"
   else
