@@ -1,6 +1,9 @@
 #include "fuzz/fuzz_util.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <cstdlib>
@@ -20,11 +23,28 @@ void remove_scratch() {
 }
 }  // namespace
 
+// Scratch folders of fuzz processes that died without running atexit (a crash, a timeout, a
+// fork-mode child): removed by the next process, so long campaigns do not fill /dev/shm.
+static void remove_stale(const fs::path& base) {
+    std::error_code ec;
+    const std::string prefix = "attnscope-fuzz-";
+    for (fs::directory_iterator it(base, ec), end; !ec && it != end; it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.compare(0, prefix.size(), prefix) != 0) continue;
+        const long pid = std::strtol(name.c_str() + prefix.size(), nullptr, 10);
+        if (pid > 0 && ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+            std::error_code rm;
+            fs::remove_all(it->path(), rm);
+        }
+    }
+}
+
 const fs::path& scratch_dir() {
     if (g_dir.empty()) {
         std::error_code ec;
         fs::path base = fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm")
                                                          : fs::temp_directory_path();
+        remove_stale(base);
         g_dir = base / ("attnscope-fuzz-" + std::to_string(::getpid()));
         fs::create_directories(g_dir, ec);
         if (ec) {
