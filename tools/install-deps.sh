@@ -11,6 +11,7 @@ PKGS=(
   libicu-dev                                  # Unicode regex/categories/NFC for tokenizers
   qt6-base-dev qt6-svg-dev xvfb               # viewer and plots (optional parts)
   fonts-dejavu-core                           # the font plots and screenshots are drawn with
+  clang libclang-rt-14-dev                    # libFuzzer + ASan/UBSan (tools/fuzz.sh, sanitize.sh)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -87,6 +87,7 @@ struct Reader::Impl {
     std::string hook_path(const std::string& run, std::int64_t prompt,
                           const std::string& hook) const;
     ArrayInfo inspect(hid_t ds, const std::string& path, bool metric) const;
+    void check_against_prompt(const ArrayInfo& a, std::int64_t prompt) const;
     std::int64_t head_slot(const ArrayInfo& a, std::int64_t head) const;
     std::vector<float> read_selection(hid_t ds, const ArrayInfo& a, const hsize_t* start,
                                       const hsize_t* count) const;
@@ -233,6 +234,38 @@ ArrayInfo Reader::Impl::inspect(hid_t ds, const std::string& path, bool metric) 
                                      " heads for a head axis of " + std::to_string(len));
     }
     return a;
+}
+
+// The checks the writer makes before storing a hook (writer.cpp, write_hook), repeated on read so
+// that a damaged or hostile file cannot make a caller size buffers from an arbitrary shape:
+// maps are [head, T, T] and a leading "pos" axis is T, with T the prompt's n_tokens or
+// n_prompt_tokens; head indices are distinct model heads.
+void Reader::Impl::check_against_prompt(const ArrayInfo& a, std::int64_t prompt) const {
+    const std::string pp = schema::prompt_path(prompt);
+    if (!detail::exists(fid.get(), pp))
+        detail::throw_schema(file, a.path, "belongs to prompt " + schema::prompt_id(prompt) +
+                                               ", which is missing from /prompts");
+    Id g = detail::open_group(fid.get(), pp, file);
+    const std::int64_t n = detail::read_attr_int(g.get(), schema::kAttrNTokens, file, pp);
+    const std::int64_t np =
+        detail::read_attr_int_opt(g.get(), schema::kAttrNPromptTokens, file, pp).value_or(n);
+    const auto axes = detail::split_dims(a.dims);
+    for (std::size_t i = 0; i < axes.size(); ++i) {
+        const bool pos_axis = (axes[i] == "pos" && i == 0) ||
+                              (a.dims == schema::kMapDims && i > 0);
+        if (pos_axis && a.shape[i] != n && a.shape[i] != np)
+            detail::throw_schema(file, a.path,
+                                 "shape " + detail::shape_string(a.shape) + " has " + axes[i] +
+                                     " = " + std::to_string(a.shape[i]) + " but the prompt has " +
+                                     std::to_string(n) + " tokens");
+    }
+    std::vector<std::int64_t> sorted = a.heads;
+    std::sort(sorted.begin(), sorted.end());
+    if (!sorted.empty() && (sorted.front() < 0 || sorted.back() >= model.n_heads ||
+                            std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end()))
+        detail::throw_schema(file, a.path,
+                             "attribute 'heads' must list distinct heads in [0, " +
+                                 std::to_string(model.n_heads) + ")");
 }
 
 std::int64_t Reader::Impl::head_slot(const ArrayInfo& a, std::int64_t head) const {
@@ -388,7 +421,7 @@ PromptSummary Reader::prompt(std::int64_t id) const {
 std::vector<std::int32_t> Reader::tokens(std::int64_t id) const {
     auto lock = detail::hdf5_lock();
     const PromptSummary p = prompt(id);
-    auto t = detail::read_tokens(impl_->fid.get(), id, impl_->file);
+    auto t = detail::read_tokens(impl_->fid.get(), id, impl_->file, p.n_tokens);
     if (static_cast<std::int64_t>(t.size()) != p.n_tokens)
         detail::throw_schema(impl_->file, schema::prompt_path(id) + "/" + schema::kTokens,
                              "has " + std::to_string(t.size()) + " tokens but n_tokens is " +
@@ -402,7 +435,8 @@ std::vector<std::string> Reader::token_strings(std::int64_t id) const {
     const auto t = tokens(id);
     const std::string path = schema::prompt_path(id) + "/" + schema::kTokenStr;
     Id ds = detail::open_dataset(m.fid.get(), path, m.file);
-    auto s = detail::read_strings_dataset(ds.get(), m.file, path);
+    auto s = detail::read_strings_dataset(ds.get(), m.file, path,
+                                          static_cast<std::int64_t>(t.size()));
     if (s.size() != t.size())
         detail::throw_schema(m.file, path,
                              "has " + std::to_string(s.size()) + " strings for " +
@@ -490,7 +524,9 @@ ArrayInfo Reader::array_info(const std::string& run, std::int64_t prompt,
     const Impl& m = *impl_;
     const std::string path = m.hook_path(run, prompt, hook);
     Id ds = detail::open_dataset(m.fid.get(), path, m.file);
-    return m.inspect(ds.get(), path, false);
+    ArrayInfo a = m.inspect(ds.get(), path, false);
+    m.check_against_prompt(a, prompt);
+    return a;
 }
 
 std::vector<float> Reader::read_array(const std::string& run, std::int64_t prompt,
@@ -500,6 +536,7 @@ std::vector<float> Reader::read_array(const std::string& run, std::int64_t promp
     const std::string path = m.hook_path(run, prompt, hook);
     Id ds = detail::open_dataset(m.fid.get(), path, m.file);
     const ArrayInfo a = m.inspect(ds.get(), path, false);
+    m.check_against_prompt(a, prompt);
     return m.read_all(ds.get(), a);
 }
 
@@ -522,6 +559,7 @@ std::vector<float> Reader::read_map_tile(const std::string& run, std::int64_t pr
     const std::string path = m.hook_path(run, prompt, hook);
     Id ds = detail::open_dataset(m.fid.get(), path, m.file);
     const ArrayInfo a = m.inspect(ds.get(), path, false);
+    m.check_against_prompt(a, prompt);
     if (a.dims != schema::kMapDims)
         throw ShapeError(m.file + ": " + path + " is not an attention map (dims '" + a.dims + "')");
     const std::int64_t t = a.shape[1];

@@ -60,7 +60,9 @@ std::string read_file(const std::filesystem::path& path, std::optional<std::stri
 json parse_json_text(const std::string& text, const std::string& source, bool config) {
     try {
         return json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
+        // Not only parse_error: a number out of double range ("1e999") is an out_of_range from
+        // the parser (found by fuzzing, docs/fuzzing.md F-1).
         std::string msg = source + ": not valid JSON (" + e.what() + ")";
         if (config) throw ConfigError(msg);
         throw TokenizerError(msg + "; expected a Hugging Face tokenizer.json");

@@ -42,7 +42,10 @@ Fields with_type(const std::string& type) {
 // `base` with `changes` applied: a key's value replaced (or appended), or removed when the new
 // value is empty. Keeps every key unique, since duplicates are themselves an error.
 std::string config(Fields base, const Fields& changes = {}) {
-    for (const auto& [key, value] : changes) {
+    for (const auto& change : changes) {
+        // Not a structured binding: C++17 forbids capturing one in a lambda (clang enforces it).
+        const std::string& key = change.first;
+        const std::string& value = change.second;
         auto it = std::find_if(base.begin(), base.end(),
                                [&](const auto& kv) { return kv.first == key; });
         if (it != base.end()) {

@@ -628,3 +628,29 @@ TEST_CASE("long inputs and concurrent use", "[unit]") {
     Ids expected = gpt2.encode(text.substr(0, 20000));
     for (const Ids& r : results) CHECK(r == expected);
 }
+
+// Fuzzing finding F-1 (docs/fuzzing.md): a number beyond double range made nlohmann-json throw
+// out_of_range (not parse_error), which escaped Tokenizer::from_json as a non-attnscope
+// exception. The fuzzer's input is fuzz/findings/tokenizer_json/f1-number-overflow-1e999.json.
+TEST_CASE("tokenizer: numbers out of double range are a TokenizerError, not a JSON exception",
+          "[text][fuzz]") {
+    const std::string input = read_text(std::string(ATTNSCOPE_SOURCE_DIR) +
+                                        "/fuzz/findings/tokenizer_json/f1-number-overflow-1e999.json");
+    REQUIRE(input.find("1e999") != std::string::npos);
+    auto message_of = [](const std::string& tok, const std::string& cfg) -> std::string {
+        try {
+            Tokenizer::from_json(tok, cfg, "t.json");
+        } catch (const attnscope::TokenizerError& e) {
+            return std::string("TokenizerError: ") + e.what();
+        } catch (const attnscope::ConfigError& e) {
+            return std::string("ConfigError: ") + e.what();
+        }
+        return "no error";
+    };
+    CHECK_CONTAINS(message_of(input, ""), "TokenizerError: t.json: not valid JSON");
+    CHECK_CONTAINS(message_of(R"({"model": {"type": "BPE", "dropout": 1e999}})", ""),
+                   "number overflow");
+    CHECK_CONTAINS(message_of(read_text(fixture_dir("gpt2_tiny") + "/tokenizer.json"),
+                              R"({"add_bos_token": -1e400})"),
+                   "ConfigError");
+}

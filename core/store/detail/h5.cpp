@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <cstdlib>
@@ -503,13 +504,17 @@ std::string read_string_dataset(hid_t dataset, const std::string& file, const st
 }
 
 std::vector<std::string> read_strings_dataset(hid_t dataset, const std::string& file,
-                                              const std::string& path) {
+                                              const std::string& path, std::int64_t expected) {
     Id type = check_id(H5Dget_type(dataset), H5Tclose, file, path, "reading strings");
     if (H5Tget_class(type.get()) != H5T_STRING) throw_schema(file, path, "is not a string dataset");
     Id space = check_id(H5Dget_space(dataset), H5Sclose, file, path, "reading strings");
     if (H5Sget_simple_extent_ndims(space.get()) != 1)
         throw_schema(file, path, "is not a 1-D string dataset");
     const std::int64_t n = n_elements(space.get());
+    if (expected >= 0 && std::max<std::int64_t>(n, 0) != expected)
+        throw_schema(file, path,
+                     "has " + std::to_string(n) + " strings for " + std::to_string(expected) +
+                         " tokens");
     if (n <= 0) return {};
     return read_strings(dataset, false, type.get(), static_cast<std::size_t>(n), file, path,
                         "strings");
@@ -523,7 +528,18 @@ std::vector<std::int64_t> dataset_shape(hid_t dataset, const std::string& file,
     const int rank = H5Sget_simple_extent_ndims(space.get());
     if (rank < 0) throw_io(file, path, "reading dataspace");
     std::vector<hsize_t> dims(static_cast<std::size_t>(rank));
-    if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+    if (rank > 0 && H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) < 0)
+        throw_io(file, path, "reading dataspace");
+    // Dims come from the file: a dim above 2^63 would turn negative below, and a huge product
+    // would overflow the callers' buffer sizes (docs/fuzzing.md, "Reader validation").
+    constexpr hsize_t kMaxElements = hsize_t{1} << 40;
+    hsize_t n = 1;
+    for (const hsize_t d : dims) {
+        if (d > kMaxElements || (d != 0 && n > kMaxElements / d))
+            throw_schema(file, path,
+                         "has an impossible shape (more than 2^40 elements); the file is damaged");
+        n = d == 0 ? 0 : n * d;
+    }
     return std::vector<std::int64_t>(dims.begin(), dims.end());
 }
 

@@ -138,13 +138,17 @@ void write_strings_dataset(hid_t loc, const std::string& path,
                            const std::string& abs_path);
 /// Reads a scalar (or one-element) string dataset.
 std::string read_string_dataset(hid_t dataset, const std::string& file, const std::string& path);
-/// Reads a 1-D string dataset.
+/// Reads a 1-D string dataset. With `expected` >= 0, a length other than `expected` is a
+/// SchemaError raised before anything is allocated or read.
 std::vector<std::string> read_strings_dataset(hid_t dataset, const std::string& file,
-                                              const std::string& path);
+                                              const std::string& path,
+                                              std::int64_t expected = -1);
 
 // --- dataspaces ------------------------------------------------------------------------------
 
-/// Current dims of a dataset (empty for a scalar). SchemaError for a null dataspace.
+/// Current dims of a dataset (empty for a scalar). SchemaError for a null dataspace, and for
+/// dims whose element count exceeds 2^40 (no capture holds a tensor that large; a damaged or
+/// hostile header would otherwise make callers size buffers from it).
 std::vector<std::int64_t> dataset_shape(hid_t dataset, const std::string& file,
                                         const std::string& path);
 

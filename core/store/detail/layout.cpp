@@ -161,7 +161,8 @@ std::string model_differences(const ModelInfo& a, const ModelInfo& b) {
     return out;
 }
 
-std::vector<std::int32_t> read_tokens(hid_t file, std::int64_t id, const std::string& file_name) {
+std::vector<std::int32_t> read_tokens(hid_t file, std::int64_t id, const std::string& file_name,
+                                      std::int64_t expected) {
     const std::string path = schema::prompt_path(id) + "/" + schema::kTokens;
     Id ds = open_dataset(file, path, file_name);
     Id type = check_id(H5Dget_type(ds.get()), H5Tclose, file_name, path, "reading tokens");
@@ -171,6 +172,18 @@ std::vector<std::int32_t> read_tokens(hid_t file, std::int64_t id, const std::st
     if (shape.size() != 1)
         throw_schema(file_name, path,
                      "tokens must have rank 1, found shape " + shape_string(shape));
+    if (expected >= 0 && shape[0] != expected)
+        throw_schema(file_name, path,
+                     "has " + std::to_string(shape[0]) + " tokens but n_tokens is " +
+                         std::to_string(expected));
+    // Tokens are always written in full, so their storage holds every element (1100: above
+    // deflate's best ratio, should a tool recompress the file). Without this a tiny file could
+    // declare 2^40 unallocated tokens and have the reader allocate them.
+    const auto storage = static_cast<std::uint64_t>(H5Dget_storage_size(ds.get()));
+    if (static_cast<std::uint64_t>(shape[0]) * H5Tget_size(type.get()) > storage * 1100 + 4096)
+        throw_schema(file_name, path,
+                     "declares " + std::to_string(shape[0]) + " tokens but stores only " +
+                         std::to_string(storage) + " bytes; the file is damaged");
     std::vector<std::int32_t> tokens(static_cast<std::size_t>(shape[0]));
     if (!tokens.empty())
         check(H5Dread(ds.get(), H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data()),

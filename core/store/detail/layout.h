@@ -43,8 +43,11 @@ ModelInfo read_model(hid_t file, const std::string& file_name);
 /// differences, e.g. "n_layers 12 in the file vs 16 here, arch 'gpt2' vs 'llama'".
 std::string model_differences(const ModelInfo& a, const ModelInfo& b);
 
-/// Reads /prompts/<id>/tokens, checking it is a rank-1 integer dataset convertible to int32.
-std::vector<std::int32_t> read_tokens(hid_t file, std::int64_t id, const std::string& file_name);
+/// Reads /prompts/<id>/tokens, checking it is a rank-1 integer dataset convertible to int32,
+/// `expected` long when `expected` >= 0, and backed by storage for its length (all checked before
+/// the buffer is allocated).
+std::vector<std::int32_t> read_tokens(hid_t file, std::int64_t id, const std::string& file_name,
+                                      std::int64_t expected = -1);
 
 /// Splits "a,b,c" into {"a","b","c"}; "" into {}.
 std::vector<std::string> split_dims(const std::string& dims);
