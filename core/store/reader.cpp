@@ -390,6 +390,8 @@ std::vector<PromptSummary> Reader::prompts() const {
     for (const auto& name : detail::list_links(g.get(), schema::kPromptsGroup, m.file)) {
         const std::int64_t id = schema::parse_prompt_id(name);
         if (id < 0) continue;  // not a prompt id: an item of a later minor version
+        // A prompt whose group a killed writer never flushed is in no complete run: leave it out.
+        if (detail::object_type(g.get(), name) != H5O_TYPE_GROUP) continue;
         out.push_back(prompt(id));
     }
     std::sort(out.begin(), out.end(),
@@ -490,13 +492,19 @@ std::vector<std::int64_t> Reader::run_prompts(const std::string& run,
                                               bool include_incomplete) const {
     auto lock = detail::hdf5_lock();
     const Impl& m = *impl_;
-    m.run_group(run);
+    Id rg = m.run_group(run);
+    const bool run_complete = detail::has_attr(rg.get(), schema::kAttrComplete) &&
+                              detail::read_attr_bool(rg.get(), schema::kAttrComplete, m.file, schema::run_path(run));
     const std::string pp = schema::run_path(run) + "/" + schema::kRunPrompts;
     Id g = detail::open_group(m.fid.get(), pp, m.file);
     std::vector<std::int64_t> out;
     for (const auto& name : detail::list_links(g.get(), pp, m.file)) {
         const std::int64_t id = schema::parse_prompt_id(name);
         if (id < 0) continue;
+        // A writer killed while creating a prompt can leave a link whose group never reached the
+        // disk: in an incomplete run that prompt is simply not there; in a complete run it is
+        // damage.
+        if (!run_complete && detail::object_type(g.get(), name) != H5O_TYPE_GROUP) continue;
         Id pg = detail::open_group(g.get(), name, m.file);
         const bool complete =
             detail::has_attr(pg.get(), schema::kAttrComplete) &&

@@ -160,9 +160,9 @@ PY
 expect 0 "two methods with qualified params" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --bootstrap 0 --method act --method temperature --param act.beta=0.5 --param temperature.t=2 --param temperature.heads=3.*
 expect 1 "unqualified param with two methods" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --method act --method temperature --param beta=0.5
 contains "name the method" "what to do"
-expect 1 "unknown method parameter" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --method act:betta=1 && contains "valid: beta" "valid list"
-expect 1 "unknown method" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --method act2 && contains "valid: act" "valid methods"
-expect 1 "head outside the model" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --method softpag:heads=9.0 && contains "8 layers" "sizes named"
+expect 1 "unknown method parameter" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --method act:betta=1 && contains "valid: beta" "valid list"
+expect 1 "unknown method" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --method act2 && contains "valid: act" "valid methods"
+expect 1 "head outside the model" -- "$A" eval --model "$S" --task "$TMP/cloze.jsonl" --split all --method softpag:heads=9.0 && contains "8 layers" "sizes named"
 expect 1 "missing task" -- "$A" eval --model "$S" --task "$TMP/none.jsonl" && contains "none.jsonl" "file named"
 printf '{"context": "a", "options": ["b", "c"], "answer": 0}\n{"context": "a", "options": ["b"], "answer": 0}\n' > "$TMP/bad-task.jsonl"
 expect 1 "bad task line" -- "$A" eval --model "$S" --task "$TMP/bad-task.jsonl" && contains "bad-task.jsonl:2" "file:line named"

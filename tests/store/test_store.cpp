@@ -715,6 +715,52 @@ TEST_CASE("store: abandon() leaves the run incomplete; destructor without close 
     CHECK(r.run("second").n_prompts_done == 1);
 }
 
+// What `kill -9` during a capture can leave (seen in the CLI crash test): the link of a prompt
+// whose group never reached the disk. Modelled by dangling soft links.
+TEST_CASE("store: unflushed prompt groups of a killed writer are skipped, not fatal", "[unit]") {
+    TempDir dir;
+    const fs::path file = dir / "k.h5";
+    {
+        Writer w(file, test_model(), test_run());
+        for (int i = 0; i < 2; ++i) {
+            w.begin_prompt(test_prompt(i, 5));
+            const auto a = causal_map(4, 5);
+            w.write_hook("blocks.0.attn.hook_pattern", FloatRef::f32(a.data(), {4, 5, 5}));
+            w.end_prompt();
+        }
+    }  // no close(): the run stays incomplete
+    auto dangle = [&](const char* group) {
+        const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+        REQUIRE(f >= 0);
+        REQUIRE(H5Lcreate_soft("/nowhere", f, (std::string(group) + "/000073").c_str(), H5P_DEFAULT, H5P_DEFAULT) >= 0);
+        REQUIRE(H5Fclose(f) >= 0);
+    };
+    dangle("/runs/main/prompts");
+    dangle("/prompts");
+    {
+        Reader r(file);
+        CHECK(r.run_prompts("main") == std::vector<std::int64_t>{0, 1});
+        CHECK(r.run_prompts("main", true) == std::vector<std::int64_t>{0, 1});
+        CHECK(r.prompts().size() == 2);
+    }
+    // In a run marked complete the same link is damage and says so.
+    const hid_t f = H5Fopen(file.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(f >= 0);
+    const hid_t g = H5Gopen2(f, "/runs/main", H5P_DEFAULT);
+    const hid_t a = H5Aopen(g, "complete", H5P_DEFAULT);
+    REQUIRE(a >= 0);
+    const hid_t t = H5Aget_type(a);
+    std::vector<char> one(H5Tget_size(t), 0);
+    one[0] = 1;  // little-endian true in whatever integer/enum width the writer used
+    REQUIRE(H5Awrite(a, t, one.data()) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Gclose(g);
+    REQUIRE(H5Fclose(f) >= 0);
+    Reader r(file);
+    CHECK_THROWS_AS(r.run_prompts("main"), SchemaError);
+}
+
 TEST_CASE("store: a reader follows a writer in another process after refresh", "[unit]") {
     TempDir dir;
     const fs::path file = dir / "live.h5";
