@@ -18,7 +18,7 @@ V=("$BIN/attnscope-viewer" "$tmp/cap.h5" --metrics "$tmp/metrics.h5" --run main 
 "${V[@]}" --view head   --layer 2 --head 3 --size 900x850  --screenshot "$OUT/head.png"
 "${V[@]}" --view tokens --layer 3 --heads 0,2,4 --token 16 --size 800x520 --screenshot "$OUT/tokens.png"
 "${V[@]}" --view layers --metric entropy_norm_mean --size 900x520 --screenshot "$OUT/layers.png"
-"${V[@]}" --view diff   --layer 2 --head 3 --run-b act --size 900x850 --screenshot "$OUT/diff.png"
+"${V[@]}" --view diff   --layer 3 --head 1 --run-b act --size 900x850 --screenshot "$OUT/diff.png"
 "$BIN/attnscope" plot --in "$tmp/cap.h5" --prompt 3 --kind heatmap --layer 5 --head 1 --log \
   --colormap magma --size 700x650 --out "$OUT/plot-heatmap-log.png"
 # The whole window (a hidden test case of the gui test binary drives it).
