@@ -34,16 +34,7 @@ int cmd_inspect(const std::vector<std::string>& args, std::ostream& out) {
     pos.add("in", 1);
     po::variables_map vm;
     const std::string usage = "attnscope inspect FILE.h5 [--run NAME] [--arrays] [--json]";
-    try {
-        po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-        if (vm.count("help")) {
-            out << "usage: " << usage << "\n\n" << desc << "\n";
-            return kExitOk;
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw UsageError(std::string(e.what()) + "\nusage: " + usage);
-    }
+    if (!parse(args, desc, vm, usage, out, &pos)) return kExitOk;
     const std::filesystem::path path = vm["in"].as<std::string>();
     store::Reader r(path);
     const auto& fi = r.file_info();

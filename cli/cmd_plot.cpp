@@ -35,16 +35,7 @@ int cmd_plot(const std::vector<std::string>& args, std::ostream& out) {
     po::variables_map vm;
     const std::string usage =
         "attnscope plot --in FILE.h5 --kind heatmap|grid|layers|diff|tokens [selectors] --out F.png|F.svg";
-    try {
-        po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
-        if (vm.count("help")) {
-            out << "usage: " << usage << "\n\n" << desc << "\n";
-            return kExitOk;
-        }
-        po::notify(vm);
-    } catch (const po::error& e) {
-        throw UsageError(std::string(e.what()) + "\nusage: " + usage);
-    }
+    if (!parse(args, desc, vm, usage, out, &pos)) return kExitOk;
     plots::PlotRequest rq;
     rq.in = vm["in"].as<std::string>();
     rq.out = vm["out"].as<std::string>();

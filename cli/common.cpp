@@ -27,9 +27,13 @@ std::filesystem::path default_model_dir() {
 }
 
 bool parse(const std::vector<std::string>& args, const po::options_description& desc,
-           po::variables_map& vm, const std::string& usage_line, std::ostream& out) {
+           po::variables_map& vm, const std::string& usage_line, std::ostream& out,
+           const po::positional_options_description* positional) {
     try {
-        po::store(po::command_line_parser(args).options(desc).run(), vm);
+        po::command_line_parser parser(args);
+        parser.options(desc);
+        if (positional) parser.positional(*positional);
+        po::store(parser.run(), vm);
         if (vm.count("help")) {
             out << "usage: " << usage_line << "\n\n" << desc << "\n";
             return false;

@@ -38,7 +38,8 @@ std::filesystem::path default_model_dir();
 /// Parses `args` (without the subcommand name) against `desc`; --help prints usage and returns
 /// false. Unknown options and missing values become UsageError.
 bool parse(const std::vector<std::string>& args, const po::options_description& desc,
-           po::variables_map& vm, const std::string& usage_line, std::ostream& out);
+           po::variables_map& vm, const std::string& usage_line, std::ostream& out,
+           const po::positional_options_description* positional = nullptr);
 
 /// Adds --model, --device, --dtype.
 void add_model_options(po::options_description& desc);

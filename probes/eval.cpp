@@ -407,8 +407,6 @@ std::vector<ItemScore> score_items(model::Model& m, const std::vector<TaskItem>&
         scores[i].option_ll.assign(items[i].options.size(), 0.0);
         scores[i].truncated = truncated[i];
     }
-    const double guidance = set ? set->guidance() : 0;
-    const bool on = set && set->enabled();
     const std::size_t total = seqs.size() + shared.size();
     if (!shared.empty()) score_shared(m, items, shared, set, cfg, scores, total);
 
@@ -429,17 +427,7 @@ std::vector<ItemScore> score_items(model::Model& m, const std::vector<TaskItem>&
         at::Tensor tid = at::tensor(ids, at::kLong).view({B, static_cast<std::int64_t>(P)});
         at::Tensor tmask = at::tensor(mask, at::kLong).view({B, static_cast<std::int64_t>(P)});
         if (set) set->set_spans(spans);
-        at::Tensor logits;
-        if (on && guidance > 0) {
-            set->set_perturb(false);
-            at::Tensor z = m.forward(tid, tmask);
-            set->set_perturb(true);
-            at::Tensor zw = m.forward(tid, tmask);
-            set->set_perturb(false);
-            logits = z + guidance * (z - zw);
-        } else {
-            logits = m.forward(tid, tmask);
-        }
+        const at::Tensor logits = guided_forward(m, set, tid, tmask, nullptr, nullptr);
         // log p(token t | < t) for t >= 1: [B, P-1]
         at::Tensor lp = at::log_softmax(logits.narrow(1, 0, static_cast<std::int64_t>(P) - 1).to(at::kFloat), -1);
         at::Tensor tgt = tid.narrow(1, 1, static_cast<std::int64_t>(P) - 1).to(lp.device()).unsqueeze(-1);
